@@ -1,0 +1,165 @@
+// The one configuration schema (STYLE.md 5): the Config type is derived from it, every
+// default lives here, and a loaded config is validated once, then frozen.
+import { z } from 'zod';
+
+/** "HOST:PORT" or "[v6]:PORT"; port 0 means "any free port" (tests). */
+export const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8080')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535');
+
+const httpUrl = z
+  .string()
+  .url('expected an absolute URL such as http://127.0.0.1:8081')
+  .refine((s) => /^https?:\/\//.test(s), 'upstream URL must use http:// or https://');
+
+const fraction = z.number().min(0).max(1);
+const positiveInt = z.number().int().positive();
+const durationMs = z.number().int().min(0);
+
+/**
+ * One monitored resource: its capacity (in its own unit) and the thresholds, as fractions of
+ * capacity, that split its utilisation into the light / desired / heavy regions.
+ */
+const resource = (capacity: number) =>
+  z
+    .object({
+      /** Capacity in the resource's unit (bytes/s, requests/s, or 1.0 = all CPU). 0 disables. */
+      capacity: z.number().min(0).default(capacity),
+      /** Below this fraction of capacity the resource is light. */
+      lower: fraction.default(0.5),
+      /** Above this fraction of capacity the resource is heavy. */
+      upper: fraction.default(0.8),
+    })
+    .strict()
+    .refine((r) => r.lower < r.upper, { message: 'lower must be below upper', path: ['lower'] })
+    .prefault({});
+
+export const proxySchema = z
+  .object({
+    /** Front listener for site traffic. */
+    listen: hostPort.default('127.0.0.1:8080'),
+    /** The site's own web server(s); at least one. Requests are balanced over them. */
+    upstreams: z.array(httpUrl).min(1, 'at least one upstream URL is required'),
+    /** Host header sent upstream: "preserve" the client's, "upstream" = the upstream URL's host, or a fixed value. */
+    host_header: z.string().min(1).default('preserve'),
+    /** Connections per upstream (undici Pool size). */
+    connections: positiveInt.default(128),
+    timeouts: z
+      .object({
+        /** TCP connect to an upstream. Exceeded -> 502. */
+        connect_ms: durationMs.default(5_000),
+        /** Upstream's response headers. Exceeded -> 504. */
+        header_ms: durationMs.default(60_000),
+        /** Longest silence while an upstream streams its body. */
+        body_idle_ms: durationMs.default(60_000),
+        /** A client must send its whole request head within this (slowloris guard). */
+        client_header_ms: durationMs.default(10_000),
+        /** A client must send its whole request (head and body) within this. 0 = no limit. */
+        client_request_ms: durationMs.default(300_000),
+        /** Idle keep-alive connections from clients are closed after this. */
+        client_keepalive_ms: durationMs.default(5_000),
+        /** Idle keep-alive connections to upstreams are closed after this (below the upstream's own). */
+        upstream_keepalive_ms: durationMs.default(4_000),
+        /** Graceful shutdown: how long in-flight requests may take to finish. */
+        drain_ms: durationMs.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Largest request head (request line + headers) accepted; larger -> 431. */
+        max_header_bytes: positiveInt.default(16_384),
+        /** Largest request body accepted; larger -> 413. 0 = no limit. */
+        max_body_bytes: z.number().int().min(0).default(0),
+        /** Most concurrent client connections; 0 = no limit. */
+        max_connections: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
+    /** Trust X-Forwarded-* from these client addresses (another proxy in front). */
+    trusted_proxies: z.array(z.string()).default([]),
+    /** Name put in the Via header. */
+    via: z.string().min(1).default('dotslash'),
+    access_log: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** "stdout", "stderr" or a file path. */
+        output: z.string().min(1).default('stdout'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const adminSchema = z
+  .object({
+    /** Admin listener: /healthz, /readyz (open), /metrics, /status (bearer token). */
+    listen: hostPort.default('127.0.0.1:9180'),
+    /** Environment variable holding the admin token (checked first). */
+    token_env: z.string().min(1).default('DOTSLASH_ADMIN_TOKEN'),
+    /** File holding the admin token; created with mode 0600 (and a random token) if missing. */
+    token_file: z.string().min(1).default('.dotslash/admin.token'),
+  })
+  .strict()
+  .prefault({});
+
+export const monitorSchema = z
+  .object({
+    /** Sampling period. */
+    interval_ms: positiveInt.default(1_000),
+    /** EWMA weight of a new sample (1 = no smoothing). */
+    smoothing: z.number().gt(0).max(1).default(0.3),
+    /** Samples in a row a new region must hold before the change is reported (hysteresis). */
+    dwell_samples: positiveInt.default(3),
+    /** Margin, as a fraction of capacity, a value must cross beyond a threshold to leave a region. */
+    hysteresis: fraction.default(0.05),
+    cpu: z
+      .object({
+        /** "host": whole machine from /proc/stat; "processes": this daemon plus `pids`. */
+        source: z.enum(['host', 'processes']).default('host'),
+        /** Upstream process ids counted when source is "processes". */
+        pids: z.array(positiveInt).default([]),
+        /** CPU capacity in cores' worth (1 = one full core); 0 = all cores of the host. */
+        capacity: z.number().min(0).default(0),
+        lower: fraction.default(0.5),
+        upper: fraction.default(0.85),
+      })
+      .strict()
+      .refine((r) => r.lower < r.upper, { message: 'lower must be below upper', path: ['lower'] })
+      .prefault({}),
+    /** Where byte rates come from: the proxy's own counters, or /proc/net/dev for `interface`. */
+    net_source: z.enum(['proxy', 'netdev']).default('proxy'),
+    interface: z.string().min(1).default('lo'),
+    /** Outgoing bytes/s against the uplink capacity (default 12.5 MB/s = 100 Mbit/s). */
+    bytes_out: resource(12_500_000),
+    /** Incoming bytes/s against the downlink capacity. */
+    bytes_in: resource(12_500_000),
+    /** Requests/s the site is sized for. */
+    request_rate: resource(1_000),
+  })
+  .strict()
+  .prefault({});
+
+export const logSchema = z
+  .object({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  })
+  .strict()
+  .prefault({});
+
+export const configSchema = z
+  .object({
+    /** This member's name (its public host name); defaults to the front listener's host. */
+    name: z.string().min(1).optional(),
+    proxy: proxySchema,
+    admin: adminSchema,
+    monitor: monitorSchema,
+    log: logSchema,
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ProxyConfig = Config['proxy'];
+export type AdminConfig = Config['admin'];
+export type MonitorConfig = Config['monitor'];
