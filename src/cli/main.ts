@@ -1,0 +1,124 @@
+// The `dotslash` command line (commander): proxy, start, validate, example. Exit codes:
+// 0 ok, 1 configuration or usage error, 2 runtime failure (e.g. a port already in use).
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, formatIssue } from '../config/errors.js';
+import { configFromFlags, loadConfigFile } from '../config/load.js';
+import { EXAMPLE_DEFAULTS, runExample } from './example.js';
+import { packageVersion } from './package-info.js';
+import { runDaemon } from './run.js';
+
+export const EXIT_OK = 0;
+export const EXIT_CONFIG = 1;
+export const EXIT_RUNTIME = 2;
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function buildProgram(): Command {
+  const program = new Command('dotslash')
+    .description(
+      'DotSlash: a drop-in reverse proxy that measures its load (and, later, gets rescued from flash crowds)',
+    )
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .exitOverride()
+    .showHelpAfterError('(run dotslash --help for usage)');
+
+  program
+    .command('proxy')
+    .description('the one-line drop-in: proxy --listen to one or more --upstream servers, no config file')
+    .requiredOption('--listen <host:port>', 'front listener address, e.g. 0.0.0.0:80')
+    .requiredOption(
+      '--upstream <url>',
+      'upstream base URL, e.g. http://127.0.0.1:8081 (repeat for several)',
+      collect,
+      [],
+    )
+    .option('--admin <host:port>', 'admin listener address', '127.0.0.1:9180')
+    .option(
+      '--admin-token <token>',
+      'admin bearer token (default: $DOTSLASH_ADMIN_TOKEN, the saved file, or a new one)',
+    )
+    .addOption(new Option('--log-level <level>', 'log level').choices(LEVELS).default('info'))
+    .action(
+      async (o: {
+        listen: string;
+        upstream: string[];
+        admin: string;
+        adminToken?: string;
+        logLevel: string;
+      }) => {
+        const config = configFromFlags({
+          listen: o.listen,
+          upstreams: o.upstream,
+          admin: o.admin,
+          logLevel: o.logLevel,
+        });
+        await runDaemon(config, { ...(o.adminToken !== undefined && { explicitToken: o.adminToken }) });
+      },
+    );
+
+  program
+    .command('start')
+    .description('run the daemon with a configuration file (SIGHUP reloads it, SIGTERM drains and stops)')
+    .requiredOption('-c, --config <file>', 'YAML configuration file')
+    .action(async (o: { config: string }) => {
+      await runDaemon(loadConfigFile(o.config), { configPath: o.config });
+    });
+
+  program
+    .command('validate')
+    .description('check a configuration file: prints "ok", or every error as file:line:column: key: message')
+    .requiredOption('-c, --config <file>', 'YAML configuration file')
+    .action((o: { config: string }) => {
+      loadConfigFile(o.config);
+      process.stdout.write('ok\n');
+    });
+
+  program
+    .command('example')
+    .description('run the example static site with the daemon in front of it (what npm start runs)')
+    .option('--listen <host:port>', 'front listener address', EXAMPLE_DEFAULTS.listen)
+    .option('--site <host:port>', 'example site (upstream) address', EXAMPLE_DEFAULTS.site)
+    .option('--admin <host:port>', 'admin listener address', EXAMPLE_DEFAULTS.admin)
+    .action(async (o: { listen: string; site: string; admin: string }) => {
+      await runExample(o);
+    });
+
+  return program;
+}
+
+/**
+ * Run the CLI with process.argv-style arguments. Long-running commands resolve once their
+ * listeners are up; the process then lives until a signal. Sets process.exitCode on failure.
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+    if (process.exitCode !== EXIT_OK && !(err instanceof CommanderError)) {
+      // Commander has already printed its own usage errors.
+      process.stderr.write(describe(err) + '\n');
+    }
+  }
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0
+      ? EXIT_OK
+      : EXIT_CONFIG;
+  }
+  if (err instanceof ConfigError) return EXIT_CONFIG;
+  return EXIT_RUNTIME;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConfigError) {
+    return err.issues
+      .map((i) => (i.file !== undefined ? formatIssue(i) : `dotslash: ${formatIssue(i)}`))
+      .join('\n');
+  }
+  if (err instanceof Error) return `dotslash: ${err.message}`;
+  return `dotslash: ${String(err)}`;
+}

@@ -1,0 +1,289 @@
+// The daemon: wires the front proxy, the workload monitor and the admin listener together and
+// owns the process lifecycle (SIGHUP = validated reload, SIGTERM/SIGINT = graceful drain).
+import type { AddressInfo } from 'node:net';
+import type pino from 'pino';
+import { createAccessLogger } from '../proxy/access-log.js';
+import { FrontProxy } from '../proxy/front.js';
+import { AdminServer } from './admin/server.js';
+import { resolveAdminToken } from './admin/token.js';
+import { ConfigError, formatIssue } from './config/errors.js';
+import { deepFreeze, loadConfigFile } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { WorkloadMonitor } from './monitor/monitor.js';
+
+export interface DaemonOptions {
+  logger: pino.Logger;
+  /** The file the config came from; SIGHUP re-reads it. Undefined when started from flags. */
+  configPath?: string;
+  /** An already resolved admin token (the CLI resolves it so it can print a new one once). */
+  adminToken?: string;
+  /** Environment for ${VAR} substitution on reload and for the admin token variable. */
+  env?: NodeJS.ProcessEnv;
+  /** Extra fields for the admin /status document (version, …). */
+  info?: Record<string, unknown>;
+}
+
+export interface DaemonAddresses {
+  front: AddressInfo;
+  admin: AddressInfo;
+}
+
+export type ReloadResult = { ok: true; restartNeeded: string[] } | { ok: false; error: string };
+
+/** A listener could not be opened (port in use, address not local, permission): exit code 2. */
+export class ListenError extends Error {
+  readonly address: string;
+  readonly listener: string;
+  constructor(listener: string, address: string, cause: unknown) {
+    const c = cause as NodeJS.ErrnoException;
+    const why =
+      c?.code === 'EADDRINUSE'
+        ? 'address already in use'
+        : c?.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : c?.code === 'EADDRNOTAVAIL'
+            ? 'address not available on this machine'
+            : (c?.message ?? String(cause));
+    super(`cannot listen on ${address} (${listener} listener): ${why}${c?.code ? ` [${c.code}]` : ''}`);
+    this.name = 'ListenError';
+    this.address = address;
+    this.listener = listener;
+  }
+}
+
+/** Keys whose change only takes effect after a restart (the sockets are already bound). */
+const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
+  ['proxy.listen', (c) => c.proxy.listen],
+  ['admin.listen', (c) => c.admin.listen],
+  ['admin.token_env', (c) => c.admin.token_env],
+  ['admin.token_file', (c) => c.admin.token_file],
+  ['proxy.access_log', (c) => JSON.stringify(c.proxy.access_log)],
+];
+
+export class Daemon {
+  #config: Config;
+  readonly #opts: DaemonOptions;
+  readonly #log: pino.Logger;
+  #proxy: FrontProxy | undefined;
+  #monitor: WorkloadMonitor | undefined;
+  #admin: AdminServer | undefined;
+  #accessLog: pino.Logger | null = null;
+  #token: string | undefined;
+  #addresses: DaemonAddresses | undefined;
+  #closing: Promise<void> | undefined;
+  #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, restartNeeded: [] });
+  readonly #startedAt = new Date();
+
+  constructor(config: Config, opts: DaemonOptions) {
+    this.#config = config;
+    this.#opts = opts;
+    this.#log = opts.logger;
+  }
+
+  /** The configuration in force (after the last successful reload). Frozen. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  get addresses(): DaemonAddresses | undefined {
+    return this.#addresses;
+  }
+
+  /** The admin token in use (resolved at start unless given). */
+  get adminToken(): string | undefined {
+    return this.#token;
+  }
+
+  /** Open the front and admin listeners and start sampling. On failure everything opened is closed again. */
+  async start(): Promise<DaemonAddresses> {
+    if (this.#addresses !== undefined) return this.#addresses;
+    const cfg = this.#config;
+    try {
+      this.#token =
+        this.#opts.adminToken ?? resolveAdminToken(cfg.admin, { env: this.#opts.env ?? process.env }).token;
+      this.#accessLog = createAccessLogger(cfg.proxy.access_log);
+      const proxy = new FrontProxy({ config: cfg.proxy, logger: this.#log, accessLog: this.#accessLog });
+      this.#proxy = proxy;
+      const front = await proxy.listen().catch((err: unknown) => {
+        throw new ListenError('front', cfg.proxy.listen, err);
+      });
+
+      const monitor = new WorkloadMonitor({
+        config: cfg.monitor,
+        readStats: () => proxy.stats.snapshot(),
+        logger: this.#log,
+      });
+      this.#monitor = monitor;
+      monitor.on('region', (change: Record<string, unknown>) =>
+        this.#log.info(change, 'load region changed'),
+      );
+      monitor.on('error', (err: unknown) => this.#log.error({ err }, 'workload monitor error'));
+      monitor.start();
+
+      const admin = new AdminServer({
+        listen: cfg.admin.listen,
+        token: this.#token,
+        monitor,
+        stats: () => proxy.stats.snapshot(),
+        isReady: () => proxy.ready && this.#closing === undefined,
+        logger: this.#log,
+        info: () => this.#info(),
+      });
+      this.#admin = admin;
+      const adminAddr = await admin.listen().catch((err: unknown) => {
+        throw new ListenError('admin', cfg.admin.listen, err);
+      });
+
+      this.#addresses = { front, admin: adminAddr };
+      this.#log.info(
+        {
+          front: `${front.address}:${front.port}`,
+          admin: `${adminAddr.address}:${adminAddr.port}`,
+          upstreams: cfg.proxy.upstreams,
+          config: this.#opts.configPath ?? '(flags)',
+        },
+        'dotslash started',
+      );
+      return this.#addresses;
+    } catch (err) {
+      await this.#closeAll(0);
+      throw err;
+    }
+  }
+
+  /**
+   * Re-read the config file and apply it (SIGHUP). An invalid file is logged and the running
+   * config kept. Listener addresses and the token source need a restart; that is logged.
+   * Reloads are serialized.
+   */
+  reload(): Promise<ReloadResult> {
+    this.#reloading = this.#reloading.then(() => this.#reload());
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const path = this.#opts.configPath;
+    if (this.#closing !== undefined) return { ok: false, error: 'shutting down' };
+    if (path === undefined) {
+      this.#log.warn('reload requested, but this daemon was started from flags: nothing to re-read');
+      return { ok: false, error: 'no config file' };
+    }
+    let next: Config;
+    try {
+      next = loadConfigFile(path, { env: this.#opts.env ?? process.env });
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
+      this.#log.error(
+        { code: err instanceof ConfigError ? err.code : undefined, errors },
+        `reload failed, keeping the running configuration: ${errors.join('; ')}`,
+      );
+      return { ok: false, error: errors.join('\n') };
+    }
+
+    const cur = this.#config;
+    const restartNeeded = RESTART_KEYS.filter(([, get]) => get(cur) !== get(next)).map(([k]) => k);
+    // Keep what is bound to the running sockets; apply everything else.
+    const applied = deepFreeze({
+      ...next,
+      proxy: { ...next.proxy, listen: cur.proxy.listen, access_log: cur.proxy.access_log },
+      admin: cur.admin,
+    }) as Config;
+    try {
+      // The monitor validates its new sources first (it throws and keeps its old config if, say,
+      // an interface does not exist), so nothing is half-applied when it refuses.
+      this.#monitor?.update(applied.monitor);
+      this.#proxy?.update(applied.proxy);
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.#log.error({ err }, `reload failed, keeping the running configuration: ${error}`);
+      return { ok: false, error };
+    }
+    this.#log.level = applied.log.level;
+    this.#config = applied;
+    if (restartNeeded.length > 0) {
+      this.#log.warn(
+        { keys: restartNeeded },
+        `changed keys need a restart to apply: ${restartNeeded.join(', ')}`,
+      );
+    }
+    this.#log.info({ upstreams: applied.proxy.upstreams, config: path }, 'configuration reloaded');
+    return { ok: true, restartNeeded };
+  }
+
+  /**
+   * Graceful shutdown: /readyz turns 503 at once, the front listener stops accepting and
+   * in-flight requests get up to proxy.timeouts.drain_ms to finish; then everything closes.
+   * Idempotent: later calls return the same promise.
+   */
+  shutdown(reason = 'shutdown'): Promise<void> {
+    if (this.#closing === undefined) {
+      const drainMs = this.#config.proxy.timeouts.drain_ms;
+      this.#log.info({ reason, drainMs }, 'shutting down: draining in-flight requests');
+      this.#closing = this.#closeAll(drainMs).then(() => this.#log.info('dotslash stopped'));
+    }
+    return this.#closing;
+  }
+
+  /**
+   * SIGHUP -> reload; SIGTERM/SIGINT -> graceful shutdown then `exit(0)`; a second
+   * SIGTERM/SIGINT while draining forces `exit(2)`. Returns a function removing the handlers.
+   */
+  installSignalHandlers(exit: (code: number) => void = (code) => process.exit(code)): () => void {
+    let stops = 0;
+    const onHup = (): void => {
+      this.#log.info('SIGHUP: reloading configuration');
+      void this.reload();
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      stops++;
+      if (stops > 1) {
+        this.#log.warn({ signal }, 'second signal while draining: forcing exit');
+        exit(2);
+        return;
+      }
+      this.shutdown(signal).then(
+        () => exit(0),
+        (err: unknown) => {
+          this.#log.error({ err }, 'error during shutdown');
+          exit(2);
+        },
+      );
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    return () => {
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+    };
+  }
+
+  /** Close in dependency order; each step is idempotent and safe after a failed start. */
+  async #closeAll(drainMs: number): Promise<void> {
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.#log.error({ err }, `error closing ${what}`);
+      }
+    };
+    // The admin listener stays up while the front drains so /readyz can report 503.
+    await step('front proxy', () => this.#proxy?.close(drainMs));
+    await step('workload monitor', () => this.#monitor?.close());
+    await step('admin listener', () => this.#admin?.close());
+    const access = this.#accessLog;
+    if (access !== null) await step('access log', () => new Promise<void>((r) => access.flush(() => r())));
+  }
+
+  #info(): Record<string, unknown> {
+    return {
+      ...this.#opts.info,
+      pid: process.pid,
+      started_at: this.#startedAt.toISOString(),
+      config: this.#opts.configPath ?? null,
+      upstreams: this.#config.proxy.upstreams,
+      draining: this.#closing !== undefined,
+    };
+  }
+}
