@@ -9,7 +9,7 @@ import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyStats } from '../../proxy/stats.js';
 import { monitorSchema } from '../../src/config/schema.js';
-import { WorkloadMonitor, type RegionEvent } from '../../src/monitor/monitor.js';
+import { WorkloadMonitor, type MonitorSample, type RegionEvent } from '../../src/monitor/monitor.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -227,7 +227,7 @@ describe('WorkloadMonitor under synthetic load', () => {
     });
     site.mode.status = 502;
     const samples: Array<{ errors: number; ratio: number | null; region: string }> = [];
-    m.on('sample', (s: import('../../src/monitor/monitor.js').MonitorSample) =>
+    m.on('sample', (s: MonitorSample) =>
       samples.push({ errors: s.rates.upstreamErrors, ratio: s.upstreamErrorRatio, region: s.region }),
     );
     m.start();
