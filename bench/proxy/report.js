@@ -1,0 +1,147 @@
+// Formats a proxy bench result: the console table, the PASS/MISS targets, and the dated
+// section appended to bench/RESULTS.md (generated from the measured numbers, never typed in).
+import fs from 'node:fs';
+
+const fmtInt = (n) => (n === null || n === undefined ? '-' : Math.round(n).toLocaleString('en-US'));
+const fmtMs = (n) => (n === null || n === undefined ? '-' : n.toFixed(2));
+const fmtRatio = (n) => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(2));
+const fmtPct = (n) => `${Math.round(n * 100)}%`;
+
+/** Rows of the throughput table, one per body size. */
+export function throughputRows(result) {
+  return result.sizes.map((size) => {
+    const s = result.throughput[size];
+    return {
+      size,
+      direct: s.direct,
+      nginx: s.nginx,
+      ours: s.ours,
+      oursNginx: s.ours.rps / s.nginx.rps,
+      oursDirect: s.ours.rps / s.direct.rps,
+      nginxDirect: s.nginx.rps / s.direct.rps,
+    };
+  });
+}
+
+/** Markdown table (also printed on the console: it reads fine as plain text). */
+export function throughputTable(result) {
+  const lines = [
+    '| body | direct req/s | nginx req/s | ours req/s | direct p99 ms | nginx p99 ms | ours p99 ms | ours/nginx | ours/direct | nginx/direct |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of throughputRows(result)) {
+    lines.push(
+      `| ${r.size} | ${fmtInt(r.direct.rps)} | ${fmtInt(r.nginx.rps)} | ${fmtInt(r.ours.rps)} | ` +
+        `${fmtMs(r.direct.p99)} | ${fmtMs(r.nginx.p99)} | ${fmtMs(r.ours.p99)} | ` +
+        `${fmtRatio(r.oursNginx)} | ${fmtRatio(r.oursDirect)} | ${fmtRatio(r.nginxDirect)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function latencyTable(result) {
+  const lines = [
+    '| body | fixed rate req/s | direct p50 / p99 ms | ours p50 / p99 ms | added p99 ms | errors (direct/ours) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const size of result.sizes) {
+    const l = result.latency[size];
+    if (!l) continue;
+    lines.push(
+      `| ${size} | ${fmtInt(l.rate)} | ${fmtMs(l.direct.p50)} / ${fmtMs(l.direct.p99)} | ` +
+        `${fmtMs(l.ours.p50)} / ${fmtMs(l.ours.p99)} | ${fmtMs(l.addedP99)} | ${l.direct.errors}/${l.ours.errors} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The issue's targets, each PASS or MISS with the measured value. */
+export function targets(result) {
+  const t = [];
+  const r4 = result.throughput['4k'];
+  const r100 = result.throughput['100k'];
+  if (r4) {
+    const v = r4.ours.rps / r4.nginx.rps;
+    t.push({ name: 'ours >= 50% of nginx req/s at 4 KiB', value: fmtPct(v), pass: v >= 0.5 });
+  }
+  if (r100) {
+    const v = r100.ours.rps / r100.nginx.rps;
+    t.push({ name: 'ours >= 85% of nginx req/s at 100 KiB', value: fmtPct(v), pass: v >= 0.85 });
+  }
+  for (const size of result.sizes) {
+    const l = result.latency[size];
+    if (!l) continue;
+    t.push({
+      name: `p99 added latency <= 2 ms at half our max rate (${size}, ${fmtInt(l.rate)} req/s)`,
+      value: `${fmtMs(l.addedP99)} ms`,
+      pass: l.addedP99 <= 2 && l.direct.errors === 0 && l.ours.errors === 0,
+    });
+  }
+  return t;
+}
+
+export function targetLines(result) {
+  return targets(result)
+    .map((t) => `- ${t.pass ? 'PASS' : 'MISS'}: ${t.name}: ${t.value}`)
+    .join('\n');
+}
+
+/** Notes on how the numbers were taken, generated from the run's own settings. */
+function methodLines(result) {
+  const m = result.method;
+  const noise = result.noise;
+  return [
+    `- Command: \`${result.command}\``,
+    `- Machine: ${result.machine.nproc} CPUs, ${result.machine.cpu}; Node ${result.machine.node}; ` +
+      `${result.machine.nginx}; ${result.machine.wrk}; load average at start ${result.machine.loadavg}`,
+    `- Our proxy: ${result.ours.how}`,
+    `- Throughput: wrk -t${m.threads} -c${m.connections}, ${m.warmupS} s warm-up then ${m.durationS} s measured, ` +
+      `no pipelining; ${m.rounds} round(s), target order rotated each round, median of the rounds shown.`,
+    `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +
+      `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
+      `${m.warmupS} s warm-up + ${m.durationS} s; ${m.rounds} round(s), median shown. added p99 = p99(ours) - p99(direct).`,
+    `- CPU pinning: ${m.pinning}`,
+    `- Other load: ${m.quiet}`,
+    `- Access logs: ${result.accessLogs}`,
+    `- Other processes on the machine used ${fmtPct(noise.max)} of all CPUs at worst during a measurement ` +
+      `(mean ${fmtPct(noise.mean)}); above ~5% the numbers are disturbed by work that is not this bench.`,
+  ].join('\n');
+}
+
+export function consoleReport(result) {
+  return [
+    '',
+    'Throughput (wrk, median of rounds):',
+    throughputTable(result),
+    '',
+    'Added latency at a fixed rate (half our max):',
+    latencyTable(result),
+    '',
+    'Targets:',
+    targetLines(result),
+    '',
+    methodLines(result),
+    '',
+  ].join('\n');
+}
+
+/** Append a dated section to bench/RESULTS.md. */
+export function appendResults(file, result) {
+  const header = fs.existsSync(file)
+    ? ''
+    : '# Benchmark results\n\nEach section below is appended by a bench script from its own measurements; numbers are never edited by hand.\n';
+  const section = [
+    '',
+    `## Proxy bench, ${result.date}`,
+    '',
+    methodLines(result),
+    '',
+    throughputTable(result),
+    '',
+    latencyTable(result),
+    '',
+    targetLines(result),
+    '',
+  ].join('\n');
+  fs.appendFileSync(file, header + section);
+}

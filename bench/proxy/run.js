@@ -1,0 +1,473 @@
+// `npm run bench:proxy`: our proxy against nginx and the bare upstream, in one run.
+// Starts an upstream (separate Node process), nginx (1 worker, upstream keepalive) and our
+// proxy (`dotslash proxy`, or bench/proxy/ours.js if the CLI is not built), measures req/s and
+// p99 with wrk for 4 KiB and 100 KiB bodies, then p99 added latency at a fixed rate of half our
+// max; prints a table, PASS/MISS per target, one `BENCH_JSON {...}` line, and appends a dated
+// section to bench/RESULTS.md. `--profile` instead runs our proxy under `node --cpu-prof` and
+// summarises where its time goes (bench/proxy/profile-summary.js).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureTools, nginxVersion, startNginx, wrkVersion } from './nginx.js';
+import {
+  cpuSnapshot,
+  foreignCpu,
+  freePort,
+  killAll,
+  killAllSync,
+  output,
+  say,
+  sleep,
+  start,
+  waitQuiet,
+  waitReady,
+} from './procs.js';
+import { appendResults, consoleReport, targets } from './report.js';
+import { wrk } from './wrk.js';
+import { summarise, summaryMarkdown } from './profile-summary.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
+    pin: { type: 'string', default: 'split' },
+    ours: { type: 'string', default: 'auto' },
+    'ours-script': { type: 'string' },
+    sizes: { type: 'string', default: '4k,100k' },
+    'no-record': { type: 'boolean', default: false },
+    'quiet-wait': { type: 'string', default: '300' },
+    profile: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+if (opt.quick) Object.assign(opt, { duration: '4', warmup: '2', rounds: '1' });
+const durationS = Number(opt.duration);
+const warmupS = Number(opt.warmup);
+const connections = Number(opt.connections);
+const rounds = Number(opt.rounds);
+const sizes = opt.sizes.split(',');
+const BODY_BYTES = { '4k': 4096, '100k': 102_400 };
+
+/**
+ * CPU layouts (2 cores here). "split": the proxy under test (nginx's worker, or our Node
+ * process) alone on CPU 1; the load generator and the upstream share CPU 0. The proxy is the
+ * thing measured, so it gets a core nobody else competes for, and nginx and ours get the same
+ * one. "none": no pinning, the scheduler decides.
+ */
+const LAYOUTS = {
+  split: {
+    load: '0',
+    upstream: '0',
+    proxy: '1',
+    text: 'taskset: proxy under test (nginx master+worker, or our Node process) on CPU 1; wrk/loadgen and the upstream on CPU 0',
+  },
+  none: { text: 'none (scheduler decides)' },
+};
+const layout = LAYOUTS[opt.pin];
+if (!layout) throw new Error(`--pin must be one of ${Object.keys(LAYOUTS).join(', ')}`);
+
+// Hard bound on the whole run, whatever happens.
+const perRun = warmupS + durationS + 2;
+const quietWaitS = Number(opt['quiet-wait']);
+const budgetS =
+  120 +
+  2 * rounds * sizes.length * 3 * perRun +
+  2 * rounds * sizes.length * 2 * (perRun + 6) +
+  quietWaitS +
+  60;
+const watchdog = setTimeout(() => {
+  say(`run exceeded its ${budgetS} s budget; stopping`);
+  killAllSync();
+  process.exit(3);
+}, budgetS * 1000);
+watchdog.unref();
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    say(`${sig}: stopping children`);
+    killAllSync();
+    process.exit(130);
+  });
+}
+
+/**
+ * Other sessions may be running tests on this machine. Before each measurement wait for the
+ * others' CPU share to drop below QUIET (from a total budget of --quiet-wait seconds), and
+ * re-measure (up to twice) a run during which it was above NOISY.
+ */
+const QUIET = 0.05;
+const NOISY = 0.1;
+let quietBudgetMs = quietWaitS * 1000;
+async function measured(label, run) {
+  let best = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (quietBudgetMs > 0) {
+      const t = Date.now();
+      const f = await waitQuiet(Math.min(quietBudgetMs, 20_000), QUIET);
+      quietBudgetMs -= Date.now() - t;
+      if (f >= QUIET)
+        say(`${label}: machine still busy (others ${Math.round(f * 100)}% CPU); measuring anyway`);
+    }
+    const a = cpuSnapshot();
+    const value = await run();
+    const noise = foreignCpu(a, cpuSnapshot());
+    if (best === null || noise < best.noise) best = { value, noise };
+    if (noise < NOISY || quietBudgetMs <= 0) break;
+    say(`${label}: others used ${Math.round(noise * 100)}% CPU meanwhile; measuring again`);
+  }
+  return best;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Start the upstream; it prints its port. */
+async function startUpstream() {
+  const child = start('upstream', process.execPath, [path.join(here, 'upstream.js')], {
+    cpus: layout.upstream,
+  });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (c) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl !== -1) resolve(JSON.parse(buf.slice(0, nl)).port);
+    });
+    child.on('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+    setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
+  });
+  return { child, port };
+}
+
+/**
+ * Start our proxy. The CLI (`node bin/dotslash.js proxy ...`) with admin listener and monitor is
+ * what an operator runs, so it is preferred; ours.js (FrontProxy alone) is the fallback.
+ * stdout (where the default access log goes) is a file in the temp dir.
+ */
+async function startOurs({ dir, upstreamPort, nodeArgs = [], tag = 'ours' }) {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const logFile = path.join(dir, `${tag}-stdout.log`);
+  const errFile = path.join(dir, `${tag}-stderr.log`);
+  const upstream = `http://127.0.0.1:${upstreamPort}`;
+  const tries = [];
+  const cliBuilt = fs.existsSync(path.join(root, 'dist/src/cli/main.js'));
+  if (opt.ours === 'cli' || (opt.ours === 'auto' && cliBuilt)) {
+    tries.push({
+      how:
+        '`node bin/dotslash.js proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP ' +
+        '--admin 127.0.0.1:PORT2 --admin-token bench` (the CLI: front proxy, admin listener, monitor)',
+      args: [
+        'bin/dotslash.js',
+        'proxy',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--upstream',
+        upstream,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
+        '--admin-token',
+        'bench',
+      ],
+    });
+  }
+  if (opt.ours === 'runner' || opt.ours === 'auto') {
+    tries.push({
+      how: '`node bench/proxy/ours.js` (FrontProxy alone with its default config and access log; no admin listener or monitor)',
+      args: ['bench/proxy/ours.js', '--listen', `127.0.0.1:${port}`, '--upstream', upstream],
+    });
+  }
+  if (opt['ours-script']) {
+    // Any script taking --listen/--upstream, e.g. to measure an experimental hot path.
+    tries.length = 0;
+    tries.push({
+      how: `\`node ${opt['ours-script']}\` (given with --ours-script)`,
+      args: [opt['ours-script'], '--listen', `127.0.0.1:${port}`, '--upstream', upstream],
+    });
+  }
+  let lastErr;
+  for (const t of tries) {
+    const out = fs.openSync(logFile, 'w');
+    const err = fs.openSync(errFile, 'w');
+    const child = start(tag, process.execPath, [...nodeArgs, ...t.args], {
+      cpus: layout.proxy,
+      stdout: out,
+      stderr: err,
+      cwd: root,
+    });
+    fs.closeSync(out);
+    fs.closeSync(err);
+    try {
+      await waitReady(tag, `http://127.0.0.1:${port}/4k`, 4096, child, 15_000);
+      say(`our proxy: ${t.args.slice(0, 2).join(' ')} on 127.0.0.1:${port}`);
+      return { child, port, how: t.how, logFile };
+    } catch (e) {
+      lastErr = e;
+      say(
+        `${t.args[0]} did not come up (${e.message}); stderr: ${fs.readFileSync(errFile, 'utf8').slice(0, 400)}`,
+      );
+      child.kill('SIGKILL');
+      await sleep(200);
+    }
+  }
+  throw lastErr ?? new Error(`--ours ${opt.ours}: nothing to start (is the project built?)`);
+}
+
+/** Lines and bytes written to an access-log file so far. */
+function logStats(file) {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    const lines = text.split('\n').filter(Boolean);
+    return { lines: lines.length, bytes: Buffer.byteLength(text), sample: lines[lines.length - 1] ?? '' };
+  } catch {
+    return { lines: 0, bytes: 0, sample: '' };
+  }
+}
+
+function machine() {
+  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  return {
+    nproc: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
+    cpu: cpu ? cpu[1].trim() : 'unknown',
+    node: process.version,
+    nginx: nginxVersion(),
+    wrk: wrkVersion(),
+    loadavg: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+  };
+}
+
+async function throughput(targets, noise) {
+  const res = {};
+  for (const size of sizes) {
+    res[size] = {};
+    for (const name of Object.keys(targets)) res[size][name] = [];
+  }
+  const names = Object.keys(targets);
+  for (let r = 0; r < rounds; r++) {
+    const order = names.map((_, i) => names[(i + r) % names.length]);
+    for (const size of sizes) {
+      for (const name of order) {
+        const url = `${targets[name]}/${size}`;
+        await wrk(url, { connections, seconds: warmupS, cpus: layout.load });
+        const { value: w, noise: f } = await measured(`${size} ${name}`, () =>
+          wrk(url, { connections, seconds: durationS, cpus: layout.load }),
+        );
+        noise.push(f);
+        say(
+          `round ${r + 1}/${rounds} ${size} ${name}: ${Math.round(w.rps)} req/s, p99 ${w.latencyMs.p99} ms` +
+            `${w.errors || w.non2xx ? `, errors ${w.errors}, non-2xx ${w.non2xx}` : ''}, other processes ${Math.round(f * 100)}% CPU`,
+        );
+        if (w.errors || w.non2xx)
+          throw new Error(`${name} ${size}: wrk saw ${w.errors} errors, ${w.non2xx} non-2xx`);
+        res[size][name].push(w);
+      }
+    }
+  }
+  const out = {};
+  for (const size of sizes) {
+    out[size] = {};
+    for (const name of names) {
+      const runs = res[size][name];
+      out[size][name] = {
+        rps: median(runs.map((w) => w.rps)),
+        p50: median(runs.map((w) => w.latencyMs.p50)),
+        p99: median(runs.map((w) => w.latencyMs.p99)),
+        runs: runs.map((w) => ({ rps: w.rps, p99: w.latencyMs.p99 })),
+      };
+    }
+  }
+  return out;
+}
+
+async function fixedRate(url, rate) {
+  const child = start(
+    'loadgen',
+    process.execPath,
+    [
+      path.join(here, 'loadgen.js'),
+      '--url',
+      url,
+      '--rate',
+      String(rate),
+      '--duration',
+      String(durationS),
+      '--warmup',
+      String(warmupS),
+      '--connections',
+      String(connections),
+    ],
+    { cpus: layout.load },
+  );
+  const { out } = await output(child, (warmupS + durationS + 30) * 1000);
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+async function latency(targets, tp, noise) {
+  const res = {};
+  for (const size of sizes) {
+    const rate = Math.max(100, Math.round(tp[size].ours.rps / 2));
+    const runs = { direct: [], ours: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const name of r % 2 ? ['ours', 'direct'] : ['direct', 'ours']) {
+        const { value: l, noise: f } = await measured(`fixed ${size} ${name}`, () =>
+          fixedRate(`${targets[name]}/${size}`, rate),
+        );
+        noise.push(f);
+        say(
+          `round ${r + 1}/${rounds} fixed ${rate} req/s ${size} ${name}: achieved ${l.achievedRate}, ` +
+            `p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, errors ${l.errors}, other processes ${Math.round(f * 100)}% CPU`,
+        );
+        runs[name].push(l);
+      }
+    }
+    const agg = (ls) => ({
+      p50: median(ls.map((l) => l.latencyMs.p50)),
+      p99: median(ls.map((l) => l.latencyMs.p99)),
+      achieved: median(ls.map((l) => l.achievedRate)),
+      errors: ls.reduce((a, l) => a + l.errors + l.non2xx, 0),
+      runs: ls.map((l) => ({ p50: l.latencyMs.p50, p99: l.latencyMs.p99, errors: l.errors })),
+    });
+    const direct = agg(runs.direct);
+    const ours = agg(runs.ours);
+    res[size] = { rate, direct, ours, addedP99: ours.p99 - direct.p99 };
+  }
+  return res;
+}
+
+/** `--profile`: our proxy under `node --cpu-prof` and wrk at full load, then the summary. */
+async function profile(dir, upstreamPort) {
+  const profDir = path.join(root, 'bench/proxy/tmp');
+  fs.mkdirSync(profDir, { recursive: true });
+  for (const f of fs.readdirSync(profDir)) if (f.endsWith('.cpuprofile')) fs.rmSync(path.join(profDir, f));
+  const ours = await startOurs({
+    dir,
+    upstreamPort,
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+    tag: 'ours-prof',
+  });
+  const rows = {};
+  for (const size of sizes) {
+    const w = await wrk(`http://127.0.0.1:${ours.port}/${size}`, {
+      connections,
+      seconds: durationS,
+      cpus: layout.load,
+    });
+    rows[size] = w.rps;
+    say(`profiling ${size}: ${Math.round(w.rps)} req/s under --cpu-prof`);
+  }
+  ours.child.kill('SIGTERM');
+  await new Promise((resolve) => (ours.child.exitCode !== null ? resolve() : ours.child.on('exit', resolve)));
+  const files = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0)
+    throw new Error(`no .cpuprofile in ${profDir}: did the proxy exit through process.exit?`);
+  const file = path.join(profDir, files.sort().pop());
+  const summary = summarise(JSON.parse(fs.readFileSync(file, 'utf8')), { top: 25, root });
+  const md = summaryMarkdown(summary, {
+    title: `Where the time goes (generated by \`node bench/proxy/run.js --profile\`), ${new Date().toISOString()}`,
+    context:
+      `Our proxy (${ours.how}) under \`node --cpu-prof\`, wrk -t1 -c${connections} ` +
+      sizes
+        .map((s) => `${durationS} s at ${s} (${Math.round(rows[s])} req/s under the profiler)`)
+        .join(', ') +
+      `. Profile: ${path.relative(root, file)} (not committed).`,
+  });
+  console.log(md);
+  if (!opt['no-record']) fs.appendFileSync(path.join(root, 'bench/RESULTS.md'), '\n' + md);
+}
+
+async function main() {
+  ensureTools();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotslash-bench-'));
+  say(`temp dir ${dir}; pinning: ${layout.text}`);
+  try {
+    const upstream = await startUpstream();
+    const up = `http://127.0.0.1:${upstream.port}`;
+    await waitReady('upstream', `${up}/4k`, 4096, upstream.child);
+    say(`upstream (node bench/proxy/upstream.js) on ${up}`);
+    if (opt.profile) {
+      await profile(dir, upstream.port);
+      return;
+    }
+
+    const nginxPort = await freePort();
+    const nginx = startNginx({ dir, port: nginxPort, upstreamPort: upstream.port, cpus: layout.proxy });
+    await waitReady('nginx', `http://127.0.0.1:${nginxPort}/4k`, 4096, nginx);
+    say(`nginx (${nginxVersion()}, config ${dir}/nginx.conf) on 127.0.0.1:${nginxPort}`);
+    const ours = await startOurs({ dir, upstreamPort: upstream.port });
+    for (const size of sizes) {
+      await waitReady('ours', `http://127.0.0.1:${ours.port}/${size}`, BODY_BYTES[size], ours.child);
+      await waitReady('nginx', `http://127.0.0.1:${nginxPort}/${size}`, BODY_BYTES[size], nginx);
+    }
+    const targetsUrls = {
+      direct: up,
+      nginx: `http://127.0.0.1:${nginxPort}`,
+      ours: `http://127.0.0.1:${ours.port}`,
+    };
+    const m = machine();
+    const noise = [];
+    const tp = await throughput(targetsUrls, noise);
+    const lat = await latency({ direct: up, ours: targetsUrls.ours }, tp, noise);
+
+    const oursLog = logStats(ours.logFile);
+    const nginxLog = logStats(path.join(dir, 'nginx-access.log'));
+    const perLine = (s) => (s.lines ? Math.round(s.bytes / s.lines) : 0);
+    const result = {
+      bench: 'proxy',
+      date: new Date().toISOString(),
+      command: `node bench/proxy/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: m,
+      ours: { how: ours.how },
+      method: {
+        threads: 1,
+        connections,
+        warmupS,
+        durationS,
+        rounds,
+        pinning: layout.text,
+        quiet:
+          `before each measurement waited (up to 20 s, ${quietWaitS} s in all) for other processes to use < ${QUIET * 100}% ` +
+          `of the CPUs; a measurement during which they used > ${NOISY * 100}% was repeated (up to 2 times, least disturbed kept)`,
+      },
+      accessLogs:
+        `both on, both to a file in the temp dir: nginx \`access_log FILE combined\` ` +
+        `(${nginxLog.lines} lines, ~${perLine(nginxLog)} B/line); ours as configured by default ` +
+        `(access_log enabled, output stdout, stdout redirected to a file: ${oursLog.lines} lines, ~${perLine(oursLog)} B/line)`,
+      sizes,
+      throughput: tp,
+      latency: lat,
+      noise: { max: Math.max(...noise), mean: noise.reduce((a, b) => a + b, 0) / noise.length },
+    };
+    result.targets = targets(result);
+    console.log(consoleReport(result));
+    console.log(`BENCH_JSON ${JSON.stringify(result)}`);
+    if (!opt['no-record']) {
+      appendResults(path.join(root, 'bench/RESULTS.md'), result);
+      say('appended to bench/RESULTS.md');
+    }
+  } finally {
+    await killAll();
+    if (!opt.keep) fs.rmSync(dir, { recursive: true, force: true });
+    else say(`kept ${dir}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    console.error(`[bench] failed: ${err.stack ?? err}`);
+    await killAll();
+    process.exit(1);
+  },
+);
