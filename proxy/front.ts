@@ -1,0 +1,331 @@
+// The front listener: a node:http server whose requests are forwarded to the upstreams over
+// undici pools. Owns the listener lifecycle (listen, hot update, graceful close) and the
+// client-side limits; per-request work lives in exchange.ts, upgrades in tunnel.ts.
+import * as http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type pino from 'pino';
+import type { Dispatcher } from 'undici';
+import type { ProxyConfig } from '../src/config/schema.js';
+import { ProxyError, rawErrorResponses, type ProxyErrorCode } from './errors.js';
+import {
+  Exchange,
+  ProxyResponse,
+  kRead,
+  kWritten,
+  type CountedSocket,
+  type FrontContext,
+} from './exchange.js';
+import { buildRequestHeaders, requestInfo } from './headers.js';
+import { prepareSnapshot, type Snapshot } from './snapshot.js';
+import { ProxyStats } from './stats.js';
+import { Tunnel, type TunnelSet } from './tunnel.js';
+import type { Upstream } from './upstreams.js';
+
+export interface FrontProxyOptions {
+  config: ProxyConfig;
+  logger: pino.Logger;
+  accessLog?: pino.Logger | null;
+  stats?: ProxyStats;
+}
+
+/** "HOST:PORT" / "[v6]:PORT" -> parts. */
+export function splitHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+/** Node checks headersTimeout/requestTimeout on this period; keep it well under the timeouts. */
+function checkingInterval(cfg: ProxyConfig): number {
+  const t = cfg.timeouts;
+  const shortest = Math.min(t.client_header_ms || Infinity, t.client_request_ms || Infinity);
+  return Math.max(50, Math.min(1_000, Math.floor(shortest / 4)));
+}
+
+function onSocketClose(this: CountedSocket): void {
+  // Bytes not yet attributed to a finished response (aborts, tunnels, refused requests).
+  const stats = (this as CountedSocket & { _dsStats: ProxyStats })._dsStats;
+  stats.connections--;
+  stats.bytesIn += this.bytesRead - this[kRead];
+  stats.bytesOut += this.bytesWritten - this[kWritten];
+}
+
+/** Counts the body of a request without Content-Length and stops it past the limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) cb(new ProxyError('PRX_ERR_BODY_TOO_LARGE'));
+    else cb(null, chunk);
+  }
+}
+
+export class FrontProxy {
+  readonly stats: ProxyStats;
+  private snap: Snapshot;
+  private readonly server: http.Server;
+  private readonly ctx: FrontContext;
+  private readonly tunnels: TunnelSet = new Set();
+  private readonly logger: pino.Logger;
+  private closing: Promise<void> | null = null;
+  private listening = false;
+
+  constructor(opts: FrontProxyOptions) {
+    this.stats = opts.stats ?? new ProxyStats();
+    this.logger = opts.logger;
+    this.ctx = { stats: this.stats, accessLog: opts.accessLog ?? null, logger: opts.logger, draining: false };
+    this.snap = prepareSnapshot(opts.config, null).snapshot;
+    const cfg = opts.config;
+    const t = cfg.timeouts;
+    this.server = http.createServer({
+      ServerResponse: ProxyResponse as unknown as typeof http.ServerResponse,
+      maxHeaderSize: cfg.limits.max_header_bytes,
+      headersTimeout: clampHeadersTimeout(t.client_header_ms, t.client_request_ms),
+      requestTimeout: t.client_request_ms,
+      keepAliveTimeout: t.client_keepalive_ms,
+      connectionsCheckingInterval: checkingInterval(cfg),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+      noDelay: true,
+    });
+    this.server.on('request', this.onRequest);
+    this.server.on('checkContinue', this.onCheckContinue);
+    this.server.on('upgrade', this.onUpgrade);
+    this.server.on('connect', this.onConnectMethod);
+    this.server.on('clientError', this.onClientError);
+    this.server.on('connection', this.onConnection);
+  }
+
+  /** Bind config.listen (port 0 picks a free port). */
+  listen(): Promise<AddressInfo> {
+    const { host, port } = splitHostPort(this.snap.config.listen);
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', onError);
+        this.listening = true;
+        this.server.on('error', (err: Error) => this.logger.error({ err }, 'front listener error'));
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** The bound address, or null before listen(). */
+  address(): AddressInfo | null {
+    return (this.server.address() as AddressInfo | null) ?? null;
+  }
+
+  /** False once close() began (admin /readyz turns 503). */
+  get ready(): boolean {
+    return this.listening && this.closing === null;
+  }
+
+  /**
+   * Hot reload: prepare a new snapshot (new pools only for changed upstreams) and swap it in.
+   * In-flight requests keep the snapshot they started with; retired pools close gracefully.
+   * Changing `listen` needs a restart (logged).
+   */
+  update(config: ProxyConfig): void {
+    const old = this.snap;
+    const { snapshot, retired } = prepareSnapshot(config, old);
+    this.snap = snapshot;
+    const t = config.timeouts;
+    const s = this.server;
+    s.headersTimeout = clampHeadersTimeout(t.client_header_ms, t.client_request_ms);
+    s.requestTimeout = t.client_request_ms;
+    s.keepAliveTimeout = t.client_keepalive_ms;
+    // Read by Node for each new connection's parser.
+    (s as { maxHeaderSize?: number }).maxHeaderSize = config.limits.max_header_bytes;
+    if (config.listen !== old.config.listen) {
+      this.logger.warn(
+        { from: old.config.listen, to: config.listen },
+        'proxy.listen changed: takes effect on restart',
+      );
+    }
+    for (const u of retired) closePool(u);
+  }
+
+  /**
+   * Graceful shutdown: readiness flips at once, the listener stops accepting, idle keep-alive
+   * connections close, in-flight requests (and tunnels) get up to `drainMs` to finish with
+   * `Connection: close`, then whatever is left is destroyed and the pools closed. Idempotent.
+   */
+  close(drainMs: number = this.snap.config.timeouts.drain_ms): Promise<void> {
+    this.closing ??= this.shutdown(drainMs);
+    return this.closing;
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
+    this.ctx.draining = true;
+    const server = this.server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const deadline = performance.now() + drainMs;
+    while ((this.stats.active > 0 || this.tunnels.size > 0) && performance.now() < deadline) {
+      await sleep(Math.min(25, Math.max(1, deadline - performance.now())));
+      server.closeIdleConnections();
+    }
+    const forced = this.stats.active > 0 || this.tunnels.size > 0;
+    for (const t of [...this.tunnels]) t.destroy();
+    server.closeAllConnections();
+    await Promise.race([closed, sleep(1_000)]);
+    await Promise.all(this.snap.upstreams.list.map((u) => (forced ? u.pool.destroy() : u.pool.close())));
+    const log = this.ctx.accessLog;
+    if (log !== null) await new Promise<void>((resolve) => log.flush(() => resolve()));
+    this.listening = false;
+  }
+
+  // ---- hot path -------------------------------------------------------------------------
+
+  private readonly onConnection = (socket: Socket): void => {
+    const s = socket as CountedSocket & { _dsStats: ProxyStats };
+    s[kRead] = 0;
+    s[kWritten] = 0;
+    s._dsStats = this.stats;
+    const stats = this.stats;
+    stats.connections++;
+    socket.once('close', onSocketClose);
+    const max = this.snap.config.limits.max_connections;
+    if (max > 0 && stats.connections > max) {
+      stats.clientErrors++;
+      stats.recordResponse(503, 0, undefined);
+      refuseSocket(socket, 'PRX_ERR_TOO_MANY_CONNECTIONS');
+    }
+  };
+
+  /** Expect: 100-continue: refuse an oversized body before the client sends it, else go on. */
+  private readonly onCheckContinue = (req: IncomingMessage, res: ProxyResponse): void => {
+    const max = this.snap.maxBodyBytes;
+    const cl = Number(req.headers['content-length']);
+    if (max > 0 && cl > max) {
+      this.reject(req, res, 'PRX_ERR_BODY_TOO_LARGE');
+      return;
+    }
+    // We are about to stream the body upstream; undici cannot carry Expect itself.
+    res.writeContinue();
+    this.onRequest(req, res);
+  };
+
+  private readonly onRequest = (req: IncomingMessage, res: ProxyResponse): void => {
+    const snap = this.snap;
+    const socket = req.socket as CountedSocket;
+    this.stats.active++;
+    const headers = buildRequestHeaders(
+      req.rawHeaders,
+      snap.policy,
+      socket.remoteAddress ?? '',
+      (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
+      req.httpVersionMinor === 1,
+      false,
+    );
+    let body: Readable | null = null;
+    if (headers !== null) {
+      const max = snap.maxBodyBytes;
+      if (requestInfo.chunked) {
+        body = max > 0 ? req.pipe(new BodyLimit(max)) : req;
+      } else if (requestInfo.contentLength > 0) {
+        if (max > 0 && requestInfo.contentLength > max) {
+          this.stats.active--;
+          this.reject(req, res, 'PRX_ERR_BODY_TOO_LARGE');
+          return;
+        }
+        body = req;
+      }
+    }
+    const ex = new Exchange(this.ctx, snap, req, res, socket, body);
+    if (headers === null) {
+      ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'duplicate Host or Content-Length header'));
+      return;
+    }
+    const upstream = snap.upstreams.pick();
+    if (snap.policy.hostMode === 1 || headers[1] === '') {
+      headers[1] = upstream.host;
+      ex.hostFromUpstream = true;
+    }
+    ex.dispatch(upstream, {
+      path: req.url!,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      headersTimeout: snap.headersTimeout,
+      bodyTimeout: snap.bodyTimeout,
+    });
+  };
+
+  /** Answer a request we will not forward (counted as a finished request). */
+  private reject(req: IncomingMessage, res: ProxyResponse, code: ProxyErrorCode): void {
+    this.stats.active++;
+    const ex = new Exchange(this.ctx, this.snap, req, res, req.socket as CountedSocket, null);
+    ex.fail(new ProxyError(code));
+  }
+
+  private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    const tunnel = new Tunnel(this.ctx, this.tunnels, req, socket);
+    if (this.ctx.draining) tunnel.refuse('PRX_ERR_SHUTTING_DOWN');
+    else tunnel.open(this.snap, head);
+  };
+
+  private readonly onConnectMethod = (_req: IncomingMessage, socket: Socket): void => {
+    this.stats.clientErrors++;
+    this.stats.recordResponse(405, 0, undefined);
+    refuseSocket(socket, 'PRX_ERR_METHOD_NOT_ALLOWED');
+  };
+
+  /**
+   * Parse errors, oversized heads and slow clients: answer 400/431/408 with Connection: close
+   * instead of dropping the socket (Node's default writes a bare 400 without a body).
+   */
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    const code = err.code;
+    const busy = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable || busy?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const prx: ProxyErrorCode =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 'PRX_ERR_HEADERS_TOO_LARGE'
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT'
+          ? 'PRX_ERR_CLIENT_TIMEOUT'
+          : 'PRX_ERR_BAD_REQUEST';
+    this.stats.clientErrors++;
+    this.stats.recordResponse(Number(rawErrorResponses[prx].toString('latin1', 9, 12)), 0, undefined);
+    this.ctx.accessLog?.info({
+      remote: socket.remoteAddress,
+      method: null,
+      url: null,
+      status: Number(rawErrorResponses[prx].toString('latin1', 9, 12)),
+      error: prx,
+      reason: code,
+    });
+    refuseSocket(socket, prx);
+  };
+}
+
+/** Write a complete error response on a raw socket, then close it without racing an RST. */
+function refuseSocket(socket: Socket, code: ProxyErrorCode): void {
+  if (socket.writable) socket.end(rawErrorResponses[code]);
+  // Keep reading (and discarding) so unread input does not turn our close into an RST that
+  // destroys the response before the client reads it; give up after a second.
+  socket.resume();
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+function clampHeadersTimeout(headerMs: number, requestMs: number): number {
+  // Node requires headersTimeout <= requestTimeout when both are set.
+  return requestMs > 0 && headerMs > requestMs ? requestMs : headerMs;
+}
+
+function closePool(u: Upstream): void {
+  u.pool.close().catch(() => u.pool.destroy());
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
