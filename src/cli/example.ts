@@ -12,13 +12,6 @@ export interface ExampleOptions {
   admin: string;
 }
 
-/** The example's default addresses (README's listener table lists them). */
-export const EXAMPLE_DEFAULTS: ExampleOptions = {
-  listen: '127.0.0.1:8080',
-  site: '127.0.0.1:8081',
-  admin: '127.0.0.1:9180',
-};
-
 export async function runExample(opts: ExampleOptions): Promise<void> {
   const sep = opts.site.lastIndexOf(':');
   const host = opts.site.slice(0, sep).replace(/^\[|\]$/g, '');

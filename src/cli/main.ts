@@ -3,9 +3,15 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, formatIssue } from '../config/errors.js';
 import { configFromFlags, loadConfigFile } from '../config/load.js';
-import { EXAMPLE_DEFAULTS, runExample } from './example.js';
 import { packageVersion } from './package-info.js';
-import { runDaemon } from './run.js';
+import type * as RunModule from './run.js';
+
+// The daemon's modules (undici, pino, prom-client, the proxy) load only for the commands that
+// run it, so `validate` and `--version` start fast and do not depend on them.
+const loadRun = (): Promise<typeof RunModule> => import('./run.js');
+
+/** The example's default addresses (the README's listener table lists them). */
+export const EXAMPLE_DEFAULTS = { listen: '127.0.0.1:8080', site: '127.0.0.1:8081', admin: '127.0.0.1:9180' };
 
 export const EXIT_OK = 0;
 export const EXIT_CONFIG = 1;
@@ -53,7 +59,9 @@ function buildProgram(): Command {
           admin: o.admin,
           logLevel: o.logLevel,
         });
-        await runDaemon(config, { ...(o.adminToken !== undefined && { explicitToken: o.adminToken }) });
+        await (
+          await loadRun()
+        ).runDaemon(config, { ...(o.adminToken !== undefined && { explicitToken: o.adminToken }) });
       },
     );
 
@@ -62,7 +70,8 @@ function buildProgram(): Command {
     .description('run the daemon with a configuration file (SIGHUP reloads it, SIGTERM drains and stops)')
     .requiredOption('-c, --config <file>', 'YAML configuration file')
     .action(async (o: { config: string }) => {
-      await runDaemon(loadConfigFile(o.config), { configPath: o.config });
+      const config = loadConfigFile(o.config);
+      await (await loadRun()).runDaemon(config, { configPath: o.config });
     });
 
   program
@@ -81,7 +90,7 @@ function buildProgram(): Command {
     .option('--site <host:port>', 'example site (upstream) address', EXAMPLE_DEFAULTS.site)
     .option('--admin <host:port>', 'admin listener address', EXAMPLE_DEFAULTS.admin)
     .action(async (o: { listen: string; site: string; admin: string }) => {
-      await runExample(o);
+      await (await import('./example.js')).runExample(o);
     });
 
   return program;
