@@ -39,7 +39,7 @@ export interface Percentiles {
 export interface Rates {
   /** All finished requests per second, whatever their status. */
   readonly requests: number;
-  /** Requests per second that did not end in an upstream error: the request_rate load. */
+  /** Requests per second that did not end in an upstream-caused 5xx: the request_rate load. */
   readonly served: number;
   readonly bytesOut: number;
   readonly bytesIn: number;
@@ -239,9 +239,16 @@ export class WorkloadMonitor extends EventEmitter {
       missingPids: [],
     };
     this.hostCores = cpu.hostCores;
+    // Requests that ended in an upstream-caused error response are not load (an outage is not
+    // a flash crowd). Upstream errors also count retries that then succeeded, and our own 5xx
+    // answers include overload refusals (503), so only the smaller of the two is taken off.
+    const failed = Math.min(
+      perSecond(stats.upstreamErrors, prev.upstreamErrors),
+      perSecond(stats.status['5xx'], prev.status['5xx']),
+    );
     const rates: Rates = {
       requests,
-      served: Math.max(0, requests - upstreamErrors),
+      served: Math.max(0, requests - failed),
       bytesOut,
       bytesIn,
       upstreamErrors,

@@ -28,8 +28,9 @@ describe('WorkloadMonitor.sampleNow', () => {
   it('turns counter diffs into per-second rates, error ratio and latency percentiles', async () => {
     const { m, stats } = make(cfg({ cpu: { capacity: 1000 } }));
     await sleep(200);
-    // 98 fast requests and 2 slow ones, 10 of them upstream errors.
-    for (let i = 0; i < 98; i++) stats.recordResponse(200, 2, 1.5);
+    // 98 fast requests and 2 slow ones; 10 of the fast ones were upstream errors answered 502.
+    for (let i = 0; i < 88; i++) stats.recordResponse(200, 2, 1.5);
+    for (let i = 0; i < 10; i++) stats.recordResponse(502, 2, undefined);
     stats.recordResponse(200, 400, 390);
     stats.recordResponse(200, 900, 890);
     stats.upstreamErrors += 10;
@@ -53,6 +54,7 @@ describe('WorkloadMonitor.sampleNow', () => {
     expect(s.latency.p99).toBeGreaterThanOrEqual(400);
     expect(s.latency.p99).toBeLessThan(400 * 1.13);
     expect(s.upstreamLatency.p50).toBeGreaterThanOrEqual(1.5);
+    expect(s.upstreamLatency.p50).toBeLessThan(1.5 * 1.13);
     expect(s.active).toBe(3);
     expect(s.connections).toBe(7);
     // The request_rate load is the served requests, not the errors.
@@ -65,6 +67,23 @@ describe('WorkloadMonitor.sampleNow', () => {
     expect(s2.rates.requests).toBe(0);
     expect(s2.latency).toEqual({ p50: null, p95: null, p99: null });
     expect(s2.upstreamErrorRatio).toBeNull();
+  });
+
+  it('retried upstream errors that ended well, and our own 503 refusals, still count as load', async () => {
+    const { m, stats } = make(cfg({ cpu: { capacity: 1000 } }));
+    await sleep(50);
+    // 20 requests that succeeded after a retry: an upstream error each, but a 200 answer.
+    for (let i = 0; i < 20; i++) stats.recordResponse(200, 2, 2);
+    stats.upstreamErrors += 20;
+    let s = m.sampleNow();
+    expect(s.rates.served * (s.elapsedMs / 1000)).toBeCloseTo(20, 6);
+    expect(s.rates.upstreamErrors * (s.elapsedMs / 1000)).toBeCloseTo(20, 6);
+    await sleep(20);
+    // 30 refused by the proxy as overloaded (503, counted as client errors, no upstream error).
+    for (let i = 0; i < 30; i++) stats.recordResponse(503, 0, undefined);
+    stats.clientErrors += 30;
+    s = m.sampleNow();
+    expect(s.rates.served * (s.elapsedMs / 1000)).toBeCloseTo(30, 6);
   });
 
   it('status() is plain JSON with every resource, before and after samples', () => {
