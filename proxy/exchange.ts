@@ -102,8 +102,27 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (err?: Error) => void): void {
-    if (this.clientGone) abort(new ProxyError('PRX_ERR_INTERNAL', 'client went away'));
+    // Client gone or request refused while queued in the pool: do not start it at all.
+    if (this.clientGone || this.state === 2)
+      abort(new ProxyError('PRX_ERR_INTERNAL', 'request already ended'));
     else this.abortUpstream = abort;
+  }
+
+  /**
+   * The client's own request broke after it was dispatched (bad chunked framing, EOF in the
+   * middle of the body): stop the upstream request so it never completes with a body the
+   * client did not frame, and answer `code` if no response byte has gone out yet.
+   */
+  clientFailed(code: ProxyErrorCode): void {
+    if (this.state === 2 || this.finished) return;
+    const started = this.state === 1 || this.res.headersSent;
+    const abort = this.abortUpstream;
+    this.abortUpstream = null;
+    this.state = 2;
+    this.errorCode = code;
+    if (abort !== null) abort(new ProxyError(code)); // onError then sees state 2 and returns
+    if (started) this.res.destroy();
+    else sendError(this.res, code, this.snap.responseVia, true);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -278,6 +297,8 @@ function round3(ms: number): number {
 /** Map an undici / socket / our own error to a stable code. */
 export function classifyError(err: Error, code: string | undefined): ProxyErrorCode {
   if (err instanceof ProxyError) return err.code;
+  // undici's llhttp errors carry no code (a broken or hostile upstream response).
+  if (err.name === 'HTTPParserError') return 'PRX_ERR_UPSTREAM_BAD_RESPONSE';
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return 'PRX_ERR_UPSTREAM_CONNECT_TIMEOUT';

@@ -88,7 +88,8 @@ export class FrontProxy {
       requestTimeout: t.client_request_ms,
       keepAliveTimeout: t.client_keepalive_ms,
       connectionsCheckingInterval: checkingInterval(cfg),
-      requireHostHeader: true,
+      // We check Host ourselves (headers.ts) so the 400 carries our JSON body and closes.
+      requireHostHeader: false,
       insecureHTTPParser: false,
       joinDuplicateHeaders: false,
       noDelay: true,
@@ -239,8 +240,9 @@ export class FrontProxy {
       }
     }
     const ex = new Exchange(this.ctx, snap, req, res, socket, body);
-    if (headers === null) {
-      ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'duplicate Host or Content-Length header'));
+    // Origin-form only: absolute-form ("GET http://elsewhere/") would make us an open proxy.
+    if (headers === null || req.url!.charCodeAt(0) !== 0x2f || req.httpVersionMajor !== 1) {
+      ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'invalid Host, Content-Length or request target'));
       return;
     }
     const upstream = snap.upstreams.pick();
@@ -283,8 +285,7 @@ export class FrontProxy {
    */
   private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
     const code = err.code;
-    const busy = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable || busy?.headersSent === true) {
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -294,18 +295,38 @@ export class FrontProxy {
         : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT'
           ? 'PRX_ERR_CLIENT_TIMEOUT'
           : 'PRX_ERR_BAD_REQUEST';
+    // A pipelined request after one still being answered: let that response finish first (it
+    // must not be replaced by our error), without keep-alive, then refuse.
+    const pending = (socket as { _httpMessage?: ProxyResponse | null })._httpMessage;
+    if (pending != null && !pending.writableFinished) {
+      if (pending.req.complete) {
+        pending.shouldKeepAlive = false;
+        pending.once('close', () => this.refuse(socket, prx, code));
+      } else {
+        // The error is inside the request being answered (its body framing, or EOF mid-body).
+        pending.exchange?.clientFailed(prx);
+        setTimeout(() => socket.destroy(), 1_000).unref();
+      }
+      return;
+    }
+    this.refuse(socket, prx, code);
+  };
+
+  /** Count, log and write one of our errors on a socket that has no usable ServerResponse. */
+  private refuse(socket: Socket, prx: ProxyErrorCode, reason: string | undefined): void {
+    const status = Number(rawErrorResponses[prx].toString('latin1', 9, 12));
     this.stats.clientErrors++;
-    this.stats.recordResponse(Number(rawErrorResponses[prx].toString('latin1', 9, 12)), 0, undefined);
+    this.stats.recordResponse(status, 0, undefined);
     this.ctx.accessLog?.info({
       remote: socket.remoteAddress,
       method: null,
       url: null,
-      status: Number(rawErrorResponses[prx].toString('latin1', 9, 12)),
+      status,
       error: prx,
-      reason: code,
+      reason,
     });
     refuseSocket(socket, prx);
-  };
+  }
 }
 
 /** Write a complete error response on a raw socket, then close it without racing an RST. */

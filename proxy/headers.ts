@@ -95,6 +95,9 @@ function removeNamed(out: string[], from: number, names: string[]): void {
   out.length = w;
 }
 
+/** uri-host [ ":" port ] (RFC 3986 §3.2.2): reg-name characters or an IP literal. */
+const HOST_RE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/;
+
 /**
  * Facts about the last request `buildRequestHeaders` saw, so the caller need not build
  * `req.headers` (a lazily built object) just to read them. Overwritten on every call; read it
@@ -105,7 +108,8 @@ export const requestInfo = { contentLength: -1, chunked: false, host: '' };
 /**
  * Build the upstream request headers from the client's raw headers. Index 0/1 always hold
  * `host` and its value (the caller overwrites [1] in "upstream" host mode, per chosen
- * upstream). Returns null for a duplicate Host or Content-Length (RFC 9112 §6.3: refuse).
+ * upstream). Returns null for a missing (HTTP/1.1), duplicate or invalid Host, or a duplicate
+ * Content-Length (RFC 9112 §3.2, §6.3: refuse with 400).
  * Cost: one pass over the raw array, lower-casing only names whose length matches a special one.
  */
 export function buildRequestHeaders(
@@ -134,7 +138,8 @@ export function buildRequestHeaders(
         out.push(name, value);
         break;
       case HOST:
-        if (host !== undefined) return null;
+        // RFC 9112 §3.2: more than one Host, or an invalid one, is a 400.
+        if (host !== undefined || !HOST_RE.test(value)) return null;
         host = value;
         break;
       case CONTENT_LENGTH:
@@ -175,6 +180,7 @@ export function buildRequestHeaders(
     }
   }
   if (named !== null && named.length > 0) removeNamed(out, 2, named);
+  if (host === undefined && httpVersion11) return null; // RFC 9112 §3.2: Host is required in 1.1
 
   const trusted = policy.trusted !== null && policy.trusted.check(remoteAddress, remoteFamily(remoteAddress));
   if (!trusted) {
