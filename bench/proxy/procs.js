@@ -7,6 +7,12 @@ import http from 'node:http';
 import net from 'node:net';
 
 const children = new Set();
+let niceness = 0;
+
+/** Run every child at this niceness (negative = ahead of other work on a shared machine; root only). */
+export function setNiceness(n) {
+  niceness = n;
+}
 const pidFiles = new Set();
 
 /** Print what the bench does, prefixed so it stands apart from results. */
@@ -15,11 +21,12 @@ export function say(msg) {
 }
 
 /**
- * Spawn `cmd args` as a tracked child. `cpus` (e.g. "1") pins it with taskset, which execs the
- * command in place, so the child's pid is the command's own.
+ * Spawn `cmd args` as a tracked child. `cpus` (e.g. "1") pins it with taskset.
  */
 export function start(name, cmd, args, { cpus, stdout = 'pipe', stderr = 'pipe', env, cwd } = {}) {
-  const argv = cpus ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
+  let argv = cpus ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
+  // nice and taskset both exec the command in place: the child's pid stays the command's own.
+  if (niceness !== 0) argv = ['nice', ['-n', String(niceness), argv[0], ...argv[1]]];
   const child = spawn(argv[0], argv[1], { stdio: ['ignore', stdout, stderr], env: env ?? process.env, cwd });
   child.benchName = name;
   children.add(child);

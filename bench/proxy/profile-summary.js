@@ -1,6 +1,7 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, time by
 // area (our data path, undici, pino, Node core, GC, ...), and our own functions by total time.
-// Usage: node bench/proxy/profile-summary.js FILE.cpuprofile [--top N]   (prints Markdown)
+// Usage: node bench/proxy/profile-summary.js FILE.cpuprofile [--top N] [--skip-ms MS]  (Markdown)
+//        node bench/proxy/profile-summary.js FILE.cpuprofile --callers writev [--depth 4]
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,13 +41,17 @@ function where(frame, root) {
  * Self time per function (summed over all its call-tree nodes, from the sample time deltas),
  * per area, and inclusive time of our own functions (recursion counted once).
  */
-export function summarise(profile, { top = 25, root } = {}) {
+export function summarise(profile, { top = 25, root, skipMs = 0 } = {}) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map(); // node id -> microseconds
   const { samples, timeDeltas } = profile;
+  let elapsed = 0;
   for (let i = 0; i < samples.length; i++) {
     // timeDeltas[i] is the time since the previous sample; charge it to this sample's node.
     const d = Math.max(0, timeDeltas[i] ?? 0);
+    elapsed += d;
+    // Skip start-up and warm-up (module loading, JIT) so the summary shows the steady state.
+    if (elapsed < skipMs * 1000) continue;
     selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + d);
   }
   const parent = new Map();
@@ -90,6 +95,19 @@ export function summarise(profile, { top = 25, root } = {}) {
     }
   }
 
+  // Inclusive time by area: a sample counts once for every area on its stack, so the native
+  // writes a logger makes count towards the logger too.
+  const areaIncl = new Map();
+  for (const [id, us] of selfUs) {
+    const seen = new Set();
+    for (let n = id; n !== undefined; n = parent.get(n)) {
+      const a = area(byId.get(n).callFrame);
+      if (a === 'root' || a === 'idle' || seen.has(a)) continue;
+      seen.add(a);
+      areaIncl.set(a, (areaIncl.get(a) ?? 0) + us);
+    }
+  }
+
   const busy = total - idle;
   const pct = (us) => (busy > 0 ? (100 * us) / busy : 0);
   const sortDesc = (xs) => [...xs].sort((a, b) => b.us - a.us);
@@ -100,6 +118,9 @@ export function summarise(profile, { top = 25, root } = {}) {
     areas: sortDesc([...areaSelf].map(([name, us]) => ({ name, us })))
       .filter((a) => a.name !== 'idle')
       .map((a) => ({ ...a, pct: pct(a.us) })),
+    areasInclusive: sortDesc([...areaIncl].map(([name, us]) => ({ name, us })))
+      .slice(0, top)
+      .map((a) => ({ ...a, pct: pct(a.us) })),
     topSelf: sortDesc(fnSelf.values())
       .filter((f) => f.area !== 'idle')
       .slice(0, top)
@@ -108,6 +129,39 @@ export function summarise(profile, { top = 25, root } = {}) {
       .slice(0, top)
       .map((f) => ({ ...f, pct: pct(f.us) })),
   };
+}
+
+/**
+ * Where `name` is called from: its self time split by the chain of up to `depth` callers
+ * above it (for reading a profile, e.g. which code path does the `writev` calls).
+ */
+export function callers(profile, name, { depth = 4, top = 10, root } = {}) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfUs = new Map();
+  let busy = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const d = Math.max(0, profile.timeDeltas[i] ?? 0);
+    selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + d);
+    if (byId.get(profile.samples[i]).callFrame.functionName !== '(idle)') busy += d;
+  }
+  const chains = new Map();
+  for (const [id, us] of selfUs) {
+    if (byId.get(id).callFrame.functionName !== name) continue;
+    const parts = [];
+    for (let n = parent.get(id); n !== undefined && parts.length < depth; n = parent.get(n)) {
+      const f = byId.get(n).callFrame;
+      if (f.functionName === '(root)') break;
+      parts.push(`${f.functionName || '(anonymous)'} ${where(f, root)}`);
+    }
+    const k = parts.join(' < ');
+    chains.set(k, (chains.get(k) ?? 0) + us);
+  }
+  return [...chains]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([chain, us]) => ({ chain, pct: busy > 0 ? (100 * us) / busy : 0 }));
 }
 
 export function summaryMarkdown(s, { title = 'Where the time goes', context = '' } = {}) {
@@ -122,7 +176,16 @@ export function summaryMarkdown(s, { title = 'Where the time goes', context = ''
     '',
     '| area | self % |',
     '| --- | ---: |',
-    ...s.areas.map((a) => `| ${a.name} | ${p(a.pct)} |`),
+    ...s.areas.filter((a) => a.pct >= 0.5).map((a) => `| ${a.name} | ${p(a.pct)} |`),
+    `| everything else (areas under 0.5% each) | ${p(s.areas.filter((a) => a.pct < 0.5).reduce((t, a) => t + a.pct, 0))} |`,
+    '',
+    '### Total (inclusive) time by area',
+    '',
+    'A sample counts once for every area on its stack (so these add up to more than 100%).',
+    '',
+    '| area | total % |',
+    '| --- | ---: |',
+    ...s.areasInclusive.map((a) => `| ${a.name} | ${p(a.pct)} |`),
     '',
     '### Top functions by self time',
     '',
@@ -147,9 +210,22 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     console.error('usage: node bench/proxy/profile-summary.js FILE.cpuprofile [--top N]');
     process.exit(2);
   }
-  const ti = process.argv.indexOf('--top');
-  const top = ti > 0 ? Number(process.argv[ti + 1]) : 25;
+  const arg = (flag) => {
+    const i = process.argv.indexOf(flag);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const top = Number(arg('--top') ?? 25);
+  const skipMs = Number(arg('--skip-ms') ?? 0);
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  const s = summarise(JSON.parse(fs.readFileSync(file, 'utf8')), { top, root });
-  console.log(summaryMarkdown(s, { title: `Where the time goes: ${path.basename(file)}` }));
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const fn = arg('--callers');
+  if (fn) {
+    // `--callers writev [--depth 4]`: which call chains the function's self time comes from.
+    for (const c of callers(profile, fn, { depth: Number(arg('--depth') ?? 4), top, root })) {
+      console.log(`${c.pct.toFixed(1).padStart(5)}%  ${c.chain}`);
+    }
+  } else {
+    const s = summarise(profile, { top, root, skipMs });
+    console.log(summaryMarkdown(s, { title: `Where the time goes: ${path.basename(file)}` }));
+  }
 }

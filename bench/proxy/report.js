@@ -39,6 +39,26 @@ export function throughputTable(result) {
   return lines.join('\n');
 }
 
+/** Diagnostic variants (--variants): req/s and the ratio to the full daemon and to nginx. */
+export function variantsTable(result) {
+  const names = Object.keys(result.variants ?? {});
+  if (names.length === 0) return '';
+  const lines = [
+    '| body | variant | req/s | p99 ms | vs ours (daemon) | vs nginx |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  ];
+  for (const size of result.sizes) {
+    const t = result.throughput[size];
+    for (const n of names) {
+      lines.push(
+        `| ${size} | ${n}: ${result.variants[n]} | ${fmtInt(t[n].rps)} | ${fmtMs(t[n].p99)} | ` +
+          `${fmtRatio(t[n].rps / t.ours.rps)} | ${fmtRatio(t[n].rps / t.nginx.rps)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
 export function latencyTable(result) {
   const lines = [
     '| body | fixed rate req/s | direct p50 / p99 ms | ours p50 / p99 ms | added p99 ms | errors (direct/ours) |',
@@ -101,7 +121,7 @@ function methodLines(result) {
       `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
       `${m.warmupS} s warm-up + ${m.durationS} s; ${m.rounds} round(s), median shown. added p99 = p99(ours) - p99(direct).`,
     `- CPU pinning: ${m.pinning}`,
-    `- Other load: ${m.quiet}`,
+    `- Other load: ${m.quiet}; ${m.nice}`,
     `- Access logs: ${result.accessLogs}`,
     `- Other processes on the machine used ${fmtPct(noise.max)} of all CPUs at worst during a measurement ` +
       `(mean ${fmtPct(noise.mean)}); above ~5% the numbers are disturbed by work that is not this bench.`,
@@ -114,6 +134,7 @@ export function consoleReport(result) {
     'Throughput (wrk, median of rounds):',
     throughputTable(result),
     '',
+    ...(variantsTable(result) ? ['Diagnostic variants (same run):', variantsTable(result), ''] : []),
     'Added latency at a fixed rate (half our max):',
     latencyTable(result),
     '',
@@ -138,6 +159,7 @@ export function appendResults(file, result) {
     '',
     throughputTable(result),
     '',
+    ...(variantsTable(result) ? [variantsTable(result), ''] : []),
     latencyTable(result),
     '',
     targetLines(result),
