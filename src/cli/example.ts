@@ -29,8 +29,9 @@ export async function runExample(opts: ExampleOptions): Promise<void> {
   const upstream = urlOf(site.address);
   const config = configFromFlags({ listen: opts.listen, upstreams: [upstream], admin: opts.admin });
   let addresses;
+  let tokenFrom;
   try {
-    ({ addresses } = await runDaemon(config, { beforeExit: () => site.close(), quiet: true }));
+    ({ addresses, tokenFrom } = await runDaemon(config, { beforeExit: () => site.close(), quiet: true }));
   } catch (err) {
     await site.close();
     throw err;
@@ -42,6 +43,7 @@ export async function runExample(opts: ExampleOptions): Promise<void> {
       `  upstream (direct):       ${upstream}/\n` +
       `  admin (open):            ${admin}/healthz  ${admin}/readyz\n` +
       `  admin (bearer token):    ${admin}/metrics  ${admin}/status\n` +
+      `  admin token:             in ${tokenFrom}\n` +
       `Access log lines go to stdout. Press Ctrl-C to stop (graceful drain).\n\n`,
   );
 }

@@ -25,7 +25,7 @@ export const urlOf = (a: AddressInfo): string =>
 export async function runDaemon(
   config: Config,
   opts: RunOptions = {},
-): Promise<{ daemon: Daemon; addresses: DaemonAddresses }> {
+): Promise<{ daemon: Daemon; addresses: DaemonAddresses; tokenFrom: string }> {
   const logger = createLogger(config.log.level);
   const token = resolveAdminToken(config.admin, {
     ...(opts.explicitToken !== undefined && { explicit: opts.explicitToken }),
@@ -57,5 +57,11 @@ export async function runDaemon(
         `dotslash: admin ${urlOf(addresses.admin)} (/healthz /readyz open; /metrics /status need the token)\n`,
     );
   }
-  return { daemon, addresses };
+  const tokenFrom =
+    token.source === 'env'
+      ? `$${config.admin.token_env}`
+      : token.source === 'flag'
+        ? '--admin-token'
+        : (token.file ?? config.admin.token_file);
+  return { daemon, addresses, tokenFrom };
 }

@@ -113,7 +113,7 @@ describe('usage errors exit 1', () => {
   });
 });
 
-describe('dotslash proxy (the one-liner)', () => {
+describe('dotslash proxy (the one-liner)', { timeout: 60_000 }, () => {
   it('serves requests through to the upstream; generates the admin token once, saved 0600', async () => {
     const up = await startUpstream('hello from upstream');
     upstreams.push(up);
@@ -179,26 +179,33 @@ describe('dotslash proxy (the one-liner)', () => {
     expect(existsSync(join(cwd, '.dotslash'))).toBe(false);
   });
 
-  it('a port already in use is a runtime failure: exit 2, naming the address', async () => {
-    const blocker: Server = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const { port } = blocker.address() as AddressInfo;
-    try {
-      const p = runCli(['proxy', '--listen', `127.0.0.1:${port}`, '--upstream', 'http://127.0.0.1:1'], {
-        cwd: tmp(),
-        env: cleanEnv({ DOTSLASH_ADMIN_TOKEN: 't' }),
-      });
-      expect(await p.exited).toBe(2);
-      expect(p.out.stderr).toContain(
-        `dotslash: cannot listen on 127.0.0.1:${port} (front listener): address already in use [EADDRINUSE]`,
-      );
-    } finally {
-      blocker.close();
-    }
-  });
+  it.each(['front', 'admin'])(
+    'a port already in use is a runtime failure: exit 2, naming the address (%s listener)',
+    async (which) => {
+      const blocker: Server = createServer();
+      await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+      const taken = `127.0.0.1:${(blocker.address() as AddressInfo).port}`;
+      try {
+        const [listen, admin] = which === 'front' ? [taken, '127.0.0.1:0'] : ['127.0.0.1:0', taken];
+        const p = runCli(
+          ['proxy', '--listen', listen, '--upstream', 'http://127.0.0.1:1', '--admin', admin],
+          {
+            cwd: tmp(),
+            env: cleanEnv({ DOTSLASH_ADMIN_TOKEN: 't' }),
+          },
+        );
+        expect(await p.exited).toBe(2);
+        expect(p.out.stderr).toContain(
+          `dotslash: cannot listen on ${taken} (${which} listener): address already in use [EADDRINUSE]`,
+        );
+      } finally {
+        blocker.close();
+      }
+    },
+  );
 });
 
-describe('dotslash example (npm start)', () => {
+describe('dotslash example (npm start)', { timeout: 60_000 }, () => {
   it('serves the example site through the proxy and prints its URLs; Ctrl-C stops it cleanly', async () => {
     const p = runCli(
       ['example', '--listen', '127.0.0.1:0', '--site', '127.0.0.1:0', '--admin', '127.0.0.1:0'],

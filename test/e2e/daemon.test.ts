@@ -46,7 +46,7 @@ async function startDaemon(
 
 const body = async (url: string): Promise<string> => (await fetch(url)).text();
 
-describe('SIGHUP reload', () => {
+describe('SIGHUP reload', { timeout: 60_000 }, () => {
   it('a valid change switches the upstream; a broken file is logged and the old config kept', async () => {
     const a = await startUpstream('A');
     const b = await startUpstream('B');
@@ -90,7 +90,7 @@ describe('SIGHUP reload', () => {
   });
 });
 
-describe('graceful shutdown', () => {
+describe('graceful shutdown', { timeout: 60_000 }, () => {
   it('SIGTERM during a slow request: /readyz turns 503, the request completes, exit 0', async () => {
     let release: (() => void) | undefined;
     let onArrived: () => void = () => {};

@@ -71,7 +71,7 @@ function watch(child: ChildProcess): CliProcess {
   });
   let done = false;
   void exited.then(() => (done = true));
-  const waitForStderr = async (re: RegExp, ms = 15_000): Promise<RegExpMatchArray> => {
+  const waitForStderr = async (re: RegExp, ms = 30_000): Promise<RegExpMatchArray> => {
     const until = Date.now() + ms;
     for (;;) {
       const m = out.stderr.match(re);
