@@ -21,19 +21,55 @@ afterEach(() => {
   children = [];
 });
 
-/** A child that spins one core for at most `ms` (bounded: it stops by itself). */
-async function busyChild(ms: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`],
-    {
-      stdio: 'ignore',
-    },
-  );
-  children.push(child);
-  await once(child, 'spawn');
-  return child;
+/**
+ * A child that, on 'go', spins until it has used `cpuMs` of CPU time (by its own
+ * process.cpuUsage) and reports the exact amount. Measuring CPU time rather than wall time
+ * makes the tests independent of how busy the machine is. It exits by itself after 20 s.
+ */
+const WORKER = `
+  setTimeout(() => process.exit(0), 20000);
+  process.on('message', (cpuMs) => {
+    const t0 = process.cpuUsage();
+    let used = 0;
+    while (used < cpuMs * 1000) {
+      for (let i = 0; i < 1e5; i++);
+      const u = process.cpuUsage(t0);
+      used = u.user + u.system;
+    }
+    process.send(used / 1e6);
+  });
+  process.send('ready');
+`;
+
+interface Worker {
+  pid: number;
+  /** Spins for `cpuMs` of CPU; resolves with the CPU seconds it measured itself. */
+  burn(cpuMs: number): Promise<number>;
 }
+
+async function startWorker(): Promise<Worker> {
+  const child = spawn(process.execPath, ['-e', WORKER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  children.push(child);
+  const [first] = (await once(child, 'message')) as [unknown];
+  expect(first).toBe('ready'); // node has booted: its start-up CPU is behind us
+  return {
+    pid: child.pid!,
+    async burn(cpuMs) {
+      child.send(cpuMs);
+      const [used] = (await once(child, 'message')) as [number];
+      return used;
+    },
+  };
+}
+
+/** This process's CPU seconds since `start` (processes mode always counts the daemon itself). */
+const ownCpuSince = (start: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(start);
+  return (u.user + u.system) / 1e6;
+};
+
+/** USER_HZ granularity: each of the two reads may be off by one tick per process. */
+const tickSlack = () => (4 / clockTicksPerSecond()) * 2;
 
 describe('parsers', () => {
   it('parses /proc/stat: busy excludes idle and iowait, guest is not double counted', () => {
@@ -79,27 +115,48 @@ describe('parsers', () => {
 });
 
 describe('CpuMeter', () => {
-  it('host mode: first read is the baseline, later reads are cores in use within the host', async () => {
+  it('host mode: first read is the baseline; a busy child shows up in the host total', async () => {
+    const w = await startWorker();
     const meter = new CpuMeter({ source: 'host', pids: [] });
-    expect(meter.read(performance.now())).toBeNull();
-    await busyChild(1_500);
-    await sleep(600);
-    const r = meter.read(performance.now())!;
+    const t1 = performance.now();
+    expect(meter.read(t1)).toBeNull();
+    const used = await w.burn(400);
+    const t2 = performance.now();
+    const r = meter.read(t2)!;
     expect(r.hostCores).toBe(meter.hostCores);
-    // The spinning child alone keeps about one core busy.
-    expect(r.cores).toBeGreaterThan(0.3);
+    const cpuSeconds = r.cores * ((t2 - t1) / 1000);
+    // The host total includes the child's CPU (and whatever else ran meanwhile).
+    expect(cpuSeconds).toBeGreaterThan(used - tickSlack());
     expect(r.cores).toBeLessThanOrEqual(r.hostCores + 1e-9);
   });
 
-  it('processes mode: counts the configured pids (a busy child shows up as about a core)', async () => {
-    const child = await busyChild(2_000);
-    const meter = new CpuMeter({ source: 'processes', pids: [child.pid!] });
-    expect(meter.read(performance.now())).toBeNull();
-    await sleep(700);
-    const r = meter.read(performance.now())!;
+  it('processes mode: counts the configured pids plus this process, to the tick', async () => {
+    const w = await startWorker();
+    const meter = new CpuMeter({ source: 'processes', pids: [w.pid] });
+    const own = process.cpuUsage();
+    const t1 = performance.now();
+    expect(meter.read(t1)).toBeNull();
+    const used = await w.burn(400);
+    const t2 = performance.now();
+    const r = meter.read(t2)!;
+    const mine = ownCpuSince(own);
     expect(r.missingPids).toEqual([]);
-    expect(r.cores).toBeGreaterThan(0.3);
-    expect(r.cores).toBeLessThan(1.5 + 0.2); // one spinning thread plus this (mostly idle) process
+    const cpuSeconds = r.cores * ((t2 - t1) / 1000);
+    expect(cpuSeconds).toBeGreaterThan(used + mine - tickSlack());
+    expect(cpuSeconds).toBeLessThan(used + mine + tickSlack());
+  });
+
+  it('processes mode: an idle child adds nothing', async () => {
+    const w = await startWorker();
+    const meter = new CpuMeter({ source: 'processes', pids: [w.pid] });
+    const own = process.cpuUsage();
+    const t1 = performance.now();
+    meter.read(t1);
+    await sleep(300);
+    const t2 = performance.now();
+    const r = meter.read(t2)!;
+    const cpuSeconds = r.cores * ((t2 - t1) / 1000);
+    expect(cpuSeconds).toBeLessThan(ownCpuSince(own) + 0.05 + tickSlack());
   });
 
   it('processes mode: a pid that is not running counts as zero and is reported', async () => {
@@ -109,17 +166,5 @@ describe('CpuMeter', () => {
     const r = meter.read(performance.now())!;
     expect(r.missingPids).toEqual([99_999_999]);
     expect(r.cores).toBeGreaterThanOrEqual(0);
-  });
-
-  it('processes mode: an idle child is not busy', async () => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 3000)'], { stdio: 'ignore' });
-    children.push(child);
-    await once(child, 'spawn');
-    await sleep(300); // let node finish booting
-    const meter = new CpuMeter({ source: 'processes', pids: [child.pid!] });
-    meter.read(performance.now());
-    await sleep(500);
-    const r = meter.read(performance.now())!;
-    expect(r.cores).toBeLessThan(0.3);
   });
 });
