@@ -1,0 +1,87 @@
+// Access log: one JSON line per request, written to the configured file, with method, url,
+// status, bytes, upstream ms, total ms and the remote address; secrets are redacted.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAccessLogger } from '../../proxy/access-log.js';
+import { freePort, request, startProxy, startUpstream, type RunningProxy, type Upstream } from './helpers.js';
+
+let up: Upstream | null = null;
+let front: RunningProxy | null = null;
+const dirs: string[] = [];
+
+afterEach(async () => {
+  await front?.proxy.close(500);
+  await up?.close();
+  front = null;
+  up = null;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempFile(): string {
+  const d = mkdtempSync(join(tmpdir(), 'dotslash-access-'));
+  dirs.push(d);
+  return join(d, 'logs', 'access.log');
+}
+
+function lines(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('access log', () => {
+  it('writes one line per request with the agreed fields, flushed on close', async () => {
+    const file = tempFile();
+    up = await startUpstream((_req, res) => res.end('hello'));
+    const accessLog = createAccessLogger({ enabled: true, output: file });
+    front = await startProxy({ upstreams: [up.url] }, { accessLog });
+    await request(`${front.url}/page?q=1`, { headers: { authorization: 'Bearer secret', cookie: 'sid=1' } });
+    await request(`${front.url}/other`, { method: 'HEAD' });
+    await front.proxy.close(500);
+    const got = lines(file);
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatchObject({ method: 'GET', url: '/page?q=1', status: 200, remote: '127.0.0.1' });
+    expect(got[0]!.bytes).toBeGreaterThan(5);
+    expect(typeof got[0]!.upstream_ms).toBe('number');
+    expect(got[0]!.total_ms as number).toBeGreaterThanOrEqual(got[0]!.upstream_ms as number);
+    expect(got[1]).toMatchObject({ method: 'HEAD', url: '/other', status: 200 });
+    expect(readFileSync(file, 'utf8')).not.toContain('secret');
+  });
+
+  it('logs our own errors with their code and no upstream time', async () => {
+    const file = tempFile();
+    const accessLog = createAccessLogger({ enabled: true, output: file });
+    front = await startProxy({ upstreams: [`http://127.0.0.1:${await freePort()}`] }, { accessLog });
+    await request(`${front.url}/down`);
+    await front.proxy.close(500);
+    const [line] = lines(file);
+    expect(line).toMatchObject({
+      url: '/down',
+      status: 502,
+      error: 'PRX_ERR_UPSTREAM_CONNECT',
+      upstream_ms: null,
+    });
+  });
+
+  it('redacts Authorization, Cookie and Set-Cookie if headers are ever logged', async () => {
+    const file = tempFile();
+    const log = createAccessLogger({ enabled: true, output: file })!;
+    log.info({
+      req: { headers: { authorization: 'Bearer x', cookie: 'a=b', host: 'h' } },
+      res: { headers: { 'set-cookie': 's=1' } },
+    });
+    await new Promise<void>((r) => log.flush(() => r()));
+    const [line] = lines(file) as [
+      { req: { headers: Record<string, string> }; res: { headers: Record<string, string> } },
+    ];
+    expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]', host: 'h' });
+    expect(line.res.headers['set-cookie']).toBe('[redacted]');
+  });
+
+  it('is null when disabled', () => {
+    expect(createAccessLogger({ enabled: false, output: 'stdout' })).toBeNull();
+  });
+});
