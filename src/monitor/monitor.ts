@@ -214,6 +214,9 @@ export class WorkloadMonitor extends EventEmitter {
   sampleNow(): MonitorSample {
     const now = performance.now();
     const wall = Date.now();
+    // The one read that can fail (an interface that went away) comes before any state changes,
+    // so a failed sample loses nothing: the next one covers the whole span.
+    const netBytes = this.sources.net ? readInterfaceBytes(this.sources.net.iface) : null;
     const stats = this.readStats();
     const prev = this.prevStats;
     this.prevStats = stats;
@@ -225,8 +228,8 @@ export class WorkloadMonitor extends EventEmitter {
     let bytesOut = perSecond(stats.bytesOut, prev.bytesOut);
     let bytesIn = perSecond(stats.bytesIn, prev.bytesIn);
     const net = this.sources.net;
-    if (net) {
-      const bytes = readInterfaceBytes(net.iface);
+    if (net && netBytes) {
+      const bytes = netBytes;
       const netSeconds = Math.max(now - net.prevAt, 1e-3) / 1000;
       bytesOut = Math.max(0, bytes.tx - net.prev.tx) / netSeconds;
       bytesIn = Math.max(0, bytes.rx - net.prev.rx) / netSeconds;
@@ -285,7 +288,7 @@ export class WorkloadMonitor extends EventEmitter {
     const busiest = busiestResource(resources);
     const region = busiest ? resources[busiest].region! : 'light';
     if (region !== this.overall) {
-      const why = events.map((e) => e.reason).join('; ') || 'a resource was disabled by a reload';
+      const why = events.map((e) => e.reason).join('; ') || 'a reload disabled or reset a resource';
       const top = busiest ? resources[busiest] : null;
       events.push({
         resource: 'overall',
@@ -300,7 +303,7 @@ export class WorkloadMonitor extends EventEmitter {
       this.overallSince = wall;
     }
 
-    const ratio = (later: readonly number[], earlier: readonly number[]): Percentiles => ({
+    const percentiles = (later: readonly number[], earlier: readonly number[]): Percentiles => ({
       p50: percentileBetween(earlier, later, 50),
       p95: percentileBetween(earlier, later, 95),
       p99: percentileBetween(earlier, later, 99),
@@ -312,8 +315,8 @@ export class WorkloadMonitor extends EventEmitter {
       rates,
       upstreamErrorRatio:
         count > 0 ? Math.min(1, (stats.upstreamErrors - prev.upstreamErrors) / count) : null,
-      latency: ratio(stats.totalLatency, prev.totalLatency),
-      upstreamLatency: ratio(stats.upstreamLatency, prev.upstreamLatency),
+      latency: percentiles(stats.totalLatency, prev.totalLatency),
+      upstreamLatency: percentiles(stats.upstreamLatency, prev.upstreamLatency),
       active: stats.active,
       connections: stats.connections,
       cpu: { cores: cpu.cores, hostCores: cpu.hostCores, missingPids: cpu.missingPids },
