@@ -51,6 +51,9 @@ export class ListenError extends Error {
   }
 }
 
+/** A second SIGTERM/SIGINT sooner than this after the first is taken as a duplicate delivery. */
+const DUPLICATE_SIGNAL_MS = 200;
+
 /** Keys whose change only takes effect after a restart (the sockets are already bound). */
 const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   ['proxy.listen', (c) => c.proxy.listen],
@@ -226,21 +229,25 @@ export class Daemon {
 
   /**
    * SIGHUP -> reload; SIGTERM/SIGINT -> graceful shutdown then `exit(0)`; a second
-   * SIGTERM/SIGINT while draining forces `exit(2)`. Returns a function removing the handlers.
+   * SIGTERM/SIGINT while draining (200 ms or more after the first) forces `exit(2)`. Returns a function removing the handlers.
    */
   installSignalHandlers(exit: (code: number) => void = (code) => process.exit(code)): () => void {
-    let stops = 0;
+    let firstStopAt = 0;
     const onHup = (): void => {
       this.#log.info('SIGHUP: reloading configuration');
       void this.reload();
     };
     const onStop = (signal: NodeJS.Signals): void => {
-      stops++;
-      if (stops > 1) {
+      const now = Date.now();
+      if (firstStopAt !== 0) {
+        // Ctrl-C reaches every process in the terminal's group, and wrappers such as npm may
+        // forward it again: a repeat within DUPLICATE_SIGNAL_MS is the same keypress.
+        if (now - firstStopAt < DUPLICATE_SIGNAL_MS) return;
         this.#log.warn({ signal }, 'second signal while draining: forcing exit');
         exit(2);
         return;
       }
+      firstStopAt = now;
       this.shutdown(signal).then(
         () => exit(0),
         (err: unknown) => {

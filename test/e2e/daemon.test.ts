@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanEnv, killAll, listenersOf, runCli, startUpstream, until } from './helpers.js';
+import { cleanEnv, killAll, listenersOf, runCli, sleep, startUpstream, until } from './helpers.js';
 import type { CliProcess, TestUpstream } from './helpers.js';
 
 let upstreams: TestUpstream[] = [];
@@ -108,6 +108,9 @@ describe('graceful shutdown', { timeout: 60_000 }, () => {
     const inflight = fetch(`${front}/slow`).then(async (r) => ({ status: r.status, text: await r.text() }));
     await arrived;
     p.kill('SIGTERM');
+    // A duplicate delivery at once (Ctrl-C reaches the whole process group, npm may forward
+    // it again) must not cut the drain short.
+    p.kill('SIGINT');
     await until(async () => (await fetch(`${admin}/readyz`)).status === 503, 5000, '/readyz to turn 503');
     await p.waitForStderr(/shutting down: draining in-flight requests/);
 
@@ -129,6 +132,7 @@ describe('graceful shutdown', { timeout: 60_000 }, () => {
     await until(() => stuck.requests.length === 1, 5000, 'the request to reach the upstream');
     p.kill('SIGTERM');
     await p.waitForStderr(/shutting down/);
+    await sleep(300); // a repeat within 200 ms counts as the same Ctrl-C
     p.kill('SIGINT');
     expect(await p.exited).toBe(2);
     expect(p.out.stderr).toContain('second signal while draining: forcing exit');
