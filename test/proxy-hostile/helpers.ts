@@ -22,8 +22,10 @@ export interface SeenRequest {
   bodyBytes: number;
   /** The whole body arrived ('end' fired). */
   complete: boolean;
-  /** The request's 'close' fired (it finished or its socket went away). */
+  /** The exchange is over: the response's 'close' fired (it finished, or its socket went away). */
   closed: boolean;
+  /** It closed without the response being finished (the proxy dropped it). */
+  aborted: boolean;
 }
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, seen: SeenRequest) => void;
@@ -69,11 +71,17 @@ export async function startUpstream(
       bodyBytes: 0,
       complete: false,
       closed: false,
+      aborted: false,
     };
     seen.push(s);
     req.on('data', (c: Buffer) => (s.bodyBytes += c.length));
     req.on('end', () => (s.complete = true));
-    req.on('close', () => (s.closed = true));
+    // Not req 'close': since Node 16 that fires once the body is read, even if the response
+    // is still streaming to a proxy that has long gone away.
+    res.on('close', () => {
+      s.closed = true;
+      s.aborted = !res.writableFinished;
+    });
     req.on('error', () => {});
     res.on('error', () => {});
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -168,6 +176,8 @@ export interface ChildSample {
   external: number;
   arrayBuffers: number;
   maxRss: number;
+  /** Peak Buffer memory (process.memoryUsage().arrayBuffers) since the last resetMax. */
+  maxArrayBuffers: number;
   active: number;
   connections: number;
   requests: number;

@@ -1,9 +1,9 @@
 // A FrontProxy alone in a child process, so memory tests measure the proxy and nothing else.
 // Run with `node --import tsx --expose-gc proxy-child.ts '<ProxyConfig JSON>'`; talks over IPC:
 //   -> { type: 'listening', port }               once bound
-//   <- { type: 'sample' }  -> { type: 'sample', rss, heapUsed, maxRss, active, connections, requests }
+//   <- { type: 'sample' }  -> { type: 'sample', rss, heapUsed, maxRss, maxArrayBuffers, active, ... }
 //   <- { type: 'gc' }      -> the same after forcing full GCs
-//   <- { type: 'resetMax' } resets maxRss to the current rss
+//   <- { type: 'resetMax' } resets the peaks to the current values
 //   <- { type: 'close' }   closes the proxy and exits 0
 import pino from 'pino';
 import { FrontProxy } from '../../proxy/front.js';
@@ -13,14 +13,19 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ProxyConfig;
 const proxy = new FrontProxy({ config, logger: pino({ level: 'silent' }), accessLog: null });
 
 let maxRss = process.memoryUsage.rss();
-// Sample often so a short spike during the transfer is not missed.
+let maxArrayBuffers = process.memoryUsage().arrayBuffers;
+// Sample often so a short spike during the transfer is not missed. RSS rarely shrinks once
+// grown, so Buffer memory (arrayBuffers) is tracked too: it shows a queue that grew and drained.
 const sampler = setInterval(() => {
-  maxRss = Math.max(maxRss, process.memoryUsage.rss());
+  const m = process.memoryUsage();
+  maxRss = Math.max(maxRss, m.rss);
+  maxArrayBuffers = Math.max(maxArrayBuffers, m.arrayBuffers);
 }, 20);
 
 function report(): Record<string, unknown> {
   const m = process.memoryUsage();
   maxRss = Math.max(maxRss, m.rss);
+  maxArrayBuffers = Math.max(maxArrayBuffers, m.arrayBuffers);
   const s = proxy.stats;
   return {
     type: 'sample',
@@ -29,6 +34,7 @@ function report(): Record<string, unknown> {
     external: m.external,
     arrayBuffers: m.arrayBuffers,
     maxRss,
+    maxArrayBuffers,
     active: s.active,
     connections: s.connections,
     requests: s.requests,
@@ -46,8 +52,11 @@ async function fullGc(): Promise<void> {
 process.on('message', (msg: { type: string }) => {
   if (msg.type === 'sample') process.send?.(report());
   else if (msg.type === 'gc') void fullGc().then(() => process.send?.(report()));
-  else if (msg.type === 'resetMax') maxRss = process.memoryUsage.rss();
-  else if (msg.type === 'close') {
+  else if (msg.type === 'resetMax') {
+    const m = process.memoryUsage();
+    maxRss = m.rss;
+    maxArrayBuffers = m.arrayBuffers;
+  } else if (msg.type === 'close') {
     clearInterval(sampler);
     void proxy.close(0).then(() => process.exit(0));
   }
