@@ -106,6 +106,12 @@ export function targetLines(result) {
     .join('\n');
 }
 
+function pickText(pick) {
+  return pick === 'best'
+    ? 'the best round per target (highest req/s; lowest p99 at a fixed rate), the least disturbed by other work'
+    : 'the median round per target';
+}
+
 /** Notes on how the numbers were taken, generated from the run's own settings. */
 function methodLines(result) {
   const m = result.method;
@@ -116,10 +122,10 @@ function methodLines(result) {
       `${result.machine.nginx}; ${result.machine.wrk}; load average at start ${result.machine.loadavg}`,
     `- Our proxy: ${result.ours.how}`,
     `- Throughput: wrk -t${m.threads} -c${m.connections}, ${m.warmupS} s warm-up then ${m.durationS} s measured, ` +
-      `no pipelining; ${m.rounds} round(s), target order rotated each round, median of the rounds shown.`,
+      `no pipelining; ${m.rounds} round(s), target order rotated each round; shown: ${pickText(m.pick)}.`,
     `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +
       `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
-      `${m.warmupS} s warm-up + ${m.durationS} s; ${m.rounds} round(s), median shown. added p99 = p99(ours) - p99(direct).`,
+      `${m.warmupS} s warm-up + ${m.durationS} s; ${m.rounds} round(s); shown: ${pickText(m.pick)}. added p99 = p99(ours) - p99(direct).`,
     `- CPU pinning: ${m.pinning}`,
     `- Other load: ${m.quiet}; ${m.nice}`,
     `- Access logs: ${result.accessLogs}`,
@@ -131,7 +137,7 @@ function methodLines(result) {
 export function consoleReport(result) {
   return [
     '',
-    'Throughput (wrk, median of rounds):',
+    `Throughput (wrk, ${result.method.pick} of ${result.method.rounds} round(s)):`,
     throughputTable(result),
     '',
     ...(variantsTable(result) ? ['Diagnostic variants (same run):', variantsTable(result), ''] : []),
