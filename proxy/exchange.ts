@@ -275,7 +275,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     stats.recordResponse(status, totalMs, this.upstreamMs);
     const log = ctx.accessLog;
     if (log !== null) {
-      log.info({
+      const line: Record<string, unknown> = {
         remote: socket.remoteAddress,
         method: this.req.method,
         url: this.req.url,
@@ -283,9 +283,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
         bytes,
         upstream_ms: this.upstreamMs === undefined ? null : round3(this.upstreamMs),
         total_ms: round3(totalMs),
-        ...(this.errorCode !== null ? { error: this.errorCode } : null),
-        ...(!res.writableFinished ? { aborted: true } : null),
-      });
+      };
+      // Rare fields are added only when present: the common line keeps one object shape.
+      if (this.errorCode !== null) line.error = this.errorCode;
+      if (!res.writableFinished) line.aborted = true;
+      log.info(line);
     }
   }
 }
