@@ -1,9 +1,9 @@
 // Keeps the docs true: the README's configuration reference lists every schema key with its
 // real default, and docs/errors.md lists exactly the error codes the code tables define.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { errorTables } from '../../docs/error-codes.js';
 import { allKeyPaths } from '../../src/config/keys.js';
 import { configSchema } from '../../src/config/schema.js';
 import { REPO } from './helpers.js';
@@ -51,36 +51,14 @@ describe('README configuration reference', () => {
   });
 });
 
-/** Every `errors.ts` in the source folders: each defines one `as const` table of codes. */
-function errorModules(): string[] {
-  const out: string[] = [];
-  for (const top of ['src', 'proxy', 'dns', 'rescue-protocol']) {
-    let entries: string[];
-    try {
-      entries = readdirSync(join(REPO, top), { recursive: true }) as string[];
-    } catch {
-      continue;
-    }
-    for (const e of entries) if (e === 'errors.ts' || e.endsWith('/errors.ts')) out.push(join(REPO, top, e));
-  }
-  return out.sort();
-}
-
 describe('docs/errors.md', () => {
   it('lists exactly the codes defined in the errors.ts tables', async () => {
     const inCode = new Map<string, string>();
-    for (const file of errorModules()) {
-      const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-      for (const value of Object.values(mod)) {
-        if (value === null || typeof value !== 'object') continue;
-        for (const code of Object.keys(value)) {
-          if (/^[A-Z]{3}_ERR_[A-Z0-9_]+$/.test(code)) inCode.set(code, relative(REPO, file));
-        }
-      }
-    }
+    for (const { file, codes } of await errorTables()) for (const [code] of codes) inCode.set(code, file);
     expect(inCode.size).toBeGreaterThan(0);
     const doc = readFileSync(join(REPO, 'docs/errors.md'), 'utf8');
     const inDoc = new Set([...doc.matchAll(/^\| `([A-Z]{3}_ERR_[A-Z0-9_]+)`\s*\|/gm)].map((m) => m[1]!));
+    // On a mismatch, run `npm run docs:errors`.
     const missing = [...inCode.keys()].filter((c) => !inDoc.has(c)).map((c) => `${c} (${inCode.get(c)})`);
     const stale = [...inDoc].filter((c) => !inCode.has(c));
     expect({ missing, stale }).toEqual({ missing: [], stale: [] });
