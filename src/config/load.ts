@@ -47,7 +47,15 @@ export function parseConfig(text: string, file = '<config>', opts: LoadOptions =
     );
   }
 
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // toJS() refuses alias bombs ("billion laughs": maxAliasCount) by throwing.
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    throw new ConfigError([
+      { code: 'CFG_ERR_YAML', file, line: 1, column: 1, path: '', message: (err as Error).message },
+    ]);
+  }
   const env = opts.env ?? process.env;
   const envIssues: ConfigIssue[] = [];
   const data = substituteEnv(raw, [], env, (path, name) => {

@@ -114,6 +114,18 @@ describe('errors carry file:line:column and the key', () => {
     expect(issues[0]!.line).toBeGreaterThanOrEqual(2);
   });
 
+  it('an alias bomb ("billion laughs") is refused, not expanded', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 10; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const cur = String.fromCharCode(97 + i);
+      bomb.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    }
+    const issues = issuesOf(lines(...bomb));
+    expect(issues).toEqual([expect.objectContaining({ code: 'CFG_ERR_YAML', line: 1, column: 1 })]);
+    expect(issues[0]!.message).toMatch(/alias/i);
+  });
+
   it('duplicate keys are a YAML error at the second key', () => {
     const issues = issuesOf(lines('proxy:', '  upstreams: [http://a.test:1]', '  via: a', '  via: b'));
     expect(issues).toEqual([
