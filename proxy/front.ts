@@ -216,6 +216,11 @@ export class FrontProxy {
   private readonly onRequest = (req: IncomingMessage, res: ProxyResponse): void => {
     const snap = this.snap;
     const socket = req.socket as CountedSocket;
+    // A connection refused over max_connections still has Node's parser attached.
+    if (socket.writableEnded) {
+      res.destroy();
+      return;
+    }
     this.stats.active++;
     const headers = buildRequestHeaders(
       req.rawHeaders,
@@ -268,6 +273,10 @@ export class FrontProxy {
   }
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    if (socket.writableEnded) {
+      socket.destroy();
+      return;
+    }
     const tunnel = new Tunnel(this.ctx, this.tunnels, req, socket);
     if (this.ctx.draining) tunnel.refuse('PRX_ERR_SHUTTING_DOWN');
     else tunnel.open(this.snap, head);

@@ -79,10 +79,13 @@ export class UpstreamSet {
     if (n === 1) return list[0]!;
     const now = performance.now();
     for (let i = 0; i < n; i++) {
-      const u = list[this.next++ % n]!;
+      const u = list[this.next]!;
+      this.next = (this.next + 1) % n;
       if (u.downUntil <= now && u !== avoid) return u;
     }
-    return list[this.next++ % n]!;
+    const u = list[this.next]!;
+    this.next = (this.next + 1) % n;
+    return u;
   }
 
   static markDown(u: Upstream): void {
