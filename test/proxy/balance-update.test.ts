@@ -47,8 +47,9 @@ describe('balancing and update()', () => {
     const a = await named('a', 300);
     const b = await named('b');
     front = await startProxy({ upstreams: [a.url] });
+    const arrived = new Promise((r) => a.server.once('request', r));
     const inflight = request(`${front.url}/slow`);
-    await new Promise((r) => setTimeout(r, 50));
+    await arrived;
     front.proxy.update(proxyConfig({ upstreams: [b.url] }));
     expect((await request(`${front.url}/`)).body.toString()).toBe('b');
     expect((await inflight).body.toString()).toBe('a');

@@ -46,8 +46,9 @@ describe('lifecycle', () => {
       release = () => res.end('part2');
     });
     front = await startProxy({ upstreams: [up.url] });
+    const arrived = new Promise((r) => up!.server.once('request', r));
     const inflight = request(`${front.url}/long`);
-    await new Promise((r) => setTimeout(r, 100));
+    await arrived;
     const closing = front.proxy.close(5_000);
     expect(front.proxy.ready).toBe(false);
     await new Promise((r) => setTimeout(r, 100));
