@@ -1,6 +1,6 @@
 // Redirector.decide + writeRedirect inside a real node:http server on loopback: what a client
 // actually receives.
-import http from 'node:http';
+import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redirector, redirectSnapshot, writeRedirect } from '../../../proxy/redirect/index.js';
