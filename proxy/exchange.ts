@@ -51,7 +51,9 @@ function onResClose(this: ProxyResponse): void {
 
 function onResDrain(this: ProxyResponse): void {
   const ex = this.exchange;
-  if (ex !== null && ex.resume !== null) ex.resume();
+  if (ex === null) return;
+  if (ex.snap.bodyTimeout > 0) ex.socket.setTimeout(0);
+  if (ex.resume !== null) ex.resume();
 }
 
 /**
@@ -160,6 +162,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.drainHooked = true;
       this.res.on('drain', onResDrain);
     }
+    // undici's body timeout does not run while paused, so a client that stops reading would
+    // hold the upstream connection forever (slow-read attack): an idle timer on the client
+    // socket, armed only while paused, lets Node destroy it (no 'timeout' listener = destroy).
+    const idle = this.snap.bodyTimeout;
+    if (idle > 0) this.socket.setTimeout(idle);
     return false;
   }
 

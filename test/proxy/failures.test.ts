@@ -132,3 +132,33 @@ describe('retry on a reset keep-alive socket', () => {
     expect(u.requests.filter((l) => l.startsWith('POST'))).toHaveLength(1);
   });
 });
+
+describe('slow readers', () => {
+  it('a client that stops reading is cut after body_idle_ms and the upstream request is freed', async () => {
+    let upstreamClosed = false;
+    up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(256 * 1024, 1);
+      const pump = (): void => {
+        while (res.write(chunk));
+        res.once('drain', pump);
+      };
+      pump();
+      res.on('close', () => (upstreamClosed = true));
+    });
+    front = await startProxy({ upstreams: [up.url], timeouts: { body_idle_ms: 300 } });
+    const sock = net.connect(front.port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    sock.pause(); // never read (a paused client would not even notice the close, so look at the proxy)
+    const stats = front.proxy.stats;
+    const end = Date.now() + 5_000;
+    while (!(upstreamClosed && stats.connections === 0) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    sock.destroy();
+    expect(upstreamClosed).toBe(true);
+    expect(stats.connections).toBe(0);
+    expect(stats.active).toBe(0);
+  });
+});
