@@ -1,7 +1,7 @@
 // Origin response -> cache entry: which responses a shared cache may store (RFC 9111 via
 // http-cache-semantics, plus our stricter rules), how long they stay fresh or usable stale,
 // and the prepared header arrays a hit is served from.
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { CacheEntry } from './store.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
@@ -50,7 +50,16 @@ export function cacheControl(v: string | string[] | undefined): Map<string, stri
   for (const part of s.split(',')) {
     const eq = part.indexOf('=');
     const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
-    if (name !== '') cc.set(name, eq < 0 ? '' : part.slice(eq + 1).trim().replace(/^"|"$/g, ''));
+    if (name !== '')
+      cc.set(
+        name,
+        eq < 0
+          ? ''
+          : part
+              .slice(eq + 1)
+              .trim()
+              .replace(/^"|"$/g, ''),
+      );
   }
   return cc;
 }
@@ -93,14 +102,19 @@ export interface DecideOptions {
  * reach another), `Vary: *`, and responses that would be useless: stale at once without a
  * validator to revalidate them with.
  */
-export function decideStore(policy: CachePolicy, headers: Headers, opts: DecideOptions): StoreDecision | null {
+export function decideStore(
+  policy: CachePolicy,
+  headers: Headers,
+  opts: DecideOptions,
+): StoreDecision | null {
   if (!policy.storable()) return null;
   if (headers['set-cookie'] !== undefined) return null;
   const cc = cacheControl(headers['cache-control']);
   if (cc.has('private') || cc.has('no-store')) return null;
   const vary = varyFields(headers);
   if (vary !== null && vary.includes('*')) return null;
-  const explicit = cc.has('max-age') || cc.has('s-maxage') || cc.has('no-cache') || headers.expires !== undefined;
+  const explicit =
+    cc.has('max-age') || cc.has('s-maxage') || cc.has('no-cache') || headers.expires !== undefined;
   let freshS = policy.maxAge() - policy.age();
   // Micro-caching (the origin allowed it in its SOS): a short lifetime for responses that say
   // nothing about freshness; an explicit max-age/Expires/no-cache still wins.
@@ -109,7 +123,8 @@ export function decideStore(policy: CachePolicy, headers: Headers, opts: DecideO
   if (!(freshS > 0) && !validator) return null;
   // RFC 9111 §4.2.4 / §5.2.2: must-revalidate, proxy-revalidate, no-cache and (for shared
   // caches) s-maxage forbid serving stale; an explicit stale-if-error (RFC 5861) allows it.
-  const strict = cc.has('must-revalidate') || cc.has('proxy-revalidate') || cc.has('no-cache') || cc.has('s-maxage');
+  const strict =
+    cc.has('must-revalidate') || cc.has('proxy-revalidate') || cc.has('no-cache') || cc.has('s-maxage');
   const sie = seconds(cc.get('stale-if-error'));
   return {
     freshS: Math.max(0, freshS),
@@ -185,7 +200,15 @@ export function headWith(e: CacheEntry, now: number, xcache: string): string[] {
 }
 
 /** RFC 9110 §15.4.5: the fields a 304 carries. */
-const NOT_MODIFIED_FIELDS = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary'];
+const NOT_MODIFIED_FIELDS = [
+  'cache-control',
+  'content-location',
+  'date',
+  'etag',
+  'expires',
+  'last-modified',
+  'vary',
+];
 
 export function notModifiedHead(e: CacheEntry, now: number, xcache: string): string[] {
   const h: string[] = [];

@@ -49,7 +49,8 @@ export function fetchHeaders(
   let connection: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
-      connection = (connection ?? []).concat(raw[i + 1]!.toLowerCase().split(/\s*,\s*/));
+      connection ??= [];
+      connection.push(...raw[i + 1]!.toLowerCase().split(/\s*,\s*/));
     }
   }
   for (let i = 0; i < raw.length; i += 2) {
@@ -63,7 +64,8 @@ export function fetchHeaders(
   }
   if (!shared) {
     const addr = req.socket.remoteAddress;
-    if (addr !== undefined) out['x-forwarded-for'] = out['x-forwarded-for'] ? `${out['x-forwarded-for']}, ${addr}` : addr;
+    if (addr !== undefined)
+      out['x-forwarded-for'] = out['x-forwarded-for'] ? `${out['x-forwarded-for']}, ${addr}` : addr;
   }
   out.host = host;
   // Last, so a client cannot forge or override the marker.
