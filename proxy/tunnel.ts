@@ -21,6 +21,10 @@ export class Tunnel {
   private closed = false;
   private readonly start = performance.now();
   private upstreamMs: number | undefined;
+  /** The upstream's response head while it is still arriving (before the tunnel opens). */
+  private headBuf: Buffer | null = null;
+  /** Client bytes that arrived with the request head but after its declared body: held until 101. */
+  private heldBack: Buffer | null = null;
 
   constructor(
     private readonly ctx: FrontContext,
@@ -35,6 +39,9 @@ export class Tunnel {
   open(snap: Snapshot, head: Buffer): void {
     const req = this.req;
     const client = this.client;
+    // Until the upstream answers 101, no client byte beyond the request goes upstream (see
+    // onResponseHead); paused, they wait in the socket instead of being dropped.
+    client.pause();
     client.on('error', () => this.close());
     client.on('close', () => this.close());
     const socket = req.socket;
@@ -77,16 +84,20 @@ export class Tunnel {
     );
     up.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
-      this.connectTimer = null;
+      // The upstream gets header_ms to answer, as any request does; else the client hangs.
+      this.connectTimer = setTimeout(
+        () => {
+          this.connectTimer = null;
+          this.fail('PRX_ERR_UPSTREAM_HEADERS_TIMEOUT');
+        },
+        snap.headersTimeout || 2 ** 31 - 1,
+      );
       up.write(text);
-      if (head.length > 0) up.write(head);
-      up.once('data', (chunk: Buffer) => {
-        // "HTTP/1.1 101 ...": the status code sits at bytes 9-11.
-        this.status = Number(chunk.toString('latin1', 9, 12)) || 0;
-        this.upstreamMs = performance.now() - this.start;
-      });
-      up.pipe(client);
-      client.pipe(up);
+      // Only the body the request declares is part of it; anything after is for the tunnel.
+      const declared = Math.min(head.length, Number(req.headers['content-length']) || 0);
+      if (declared > 0) up.write(head.subarray(0, declared));
+      if (head.length > declared) this.heldBack = head.subarray(declared);
+      up.on('data', this.onResponseHead);
     });
     up.on('error', (err: NodeJS.ErrnoException) => {
       if (this.status === 0 && up.bytesRead === 0) {
@@ -99,6 +110,67 @@ export class Tunnel {
       else this.close();
     });
   }
+
+  /**
+   * Collect the upstream's response head. Only a 101 opens the tunnel. Any other answer means
+   * the upstream treated this as a plain request: relay that one response and close, because
+   * client bytes piped raw into a keep-alive upstream connection would be requests that
+   * bypass our parser, limits, X-Forwarded-For and log (request smuggling via a fake tunnel).
+   */
+  private readonly onResponseHead = (chunk: Buffer): void => {
+    const up = this.upstream!;
+    const client = this.client;
+    const buf = this.headBuf === null ? chunk : Buffer.concat([this.headBuf, chunk]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      this.headBuf = buf;
+      if (buf.length > 65_536) this.fail('PRX_ERR_UPSTREAM_BAD_RESPONSE');
+      return;
+    }
+    up.off('data', this.onResponseHead);
+    this.headBuf = null;
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    // "HTTP/1.1 101 ...": the status code sits at bytes 9-11.
+    this.status = Number(buf.toString('latin1', 9, 12)) || 0;
+    this.upstreamMs = performance.now() - this.start;
+    if (this.status === 101) {
+      client.write(buf);
+      if (this.heldBack !== null) up.write(this.heldBack);
+      this.heldBack = null;
+      up.pipe(client);
+      client.pipe(up); // resumes the client
+      return;
+    }
+    this.heldBack = null;
+    const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(buf.toString('latin1', 0, end));
+    if (length === null && this.status !== 204 && this.status !== 304) {
+      // Chunked or close-delimited: relay until the upstream closes (its keep-alive bounds it).
+      client.write(buf);
+      up.pipe(client);
+      return;
+    }
+    let left = length === null ? 0 : Number(length[1]) - (buf.length - end - 4);
+    if (left <= 0) {
+      client.end(buf.subarray(0, buf.length + Math.min(left, 0)));
+      up.destroy();
+      return;
+    }
+    client.write(buf);
+    const relay = (c: Buffer): void => {
+      if (c.length >= left) {
+        client.end(c.subarray(0, left));
+        up.destroy();
+        return;
+      }
+      left -= c.length;
+      if (!client.write(c)) {
+        up.pause();
+        client.once('drain', () => up.resume());
+      }
+    };
+    up.on('data', relay);
+  };
 
   /** Upstream unusable before any byte of its response: answer the client ourselves. */
   private fail(code: ProxyErrorCode): void {
@@ -127,6 +199,8 @@ export class Tunnel {
     this.connectTimer = null;
     this.upstream?.destroy();
     if (!this.client.writableEnded) this.client.destroy();
+    // Ended gracefully (a relayed non-101 answer): give it a moment to leave, then release it.
+    else setTimeout(() => this.client.destroy(), 1_000).unref();
     this.tunnels.delete(this);
     const stats = this.ctx.stats;
     stats.active--;
