@@ -5,7 +5,8 @@ import fs from 'node:fs';
 const fmtInt = (n) => (n === null || n === undefined ? '-' : Math.round(n).toLocaleString('en-US'));
 const fmtMs = (n) => (n === null || n === undefined ? '-' : n.toFixed(2));
 const fmtRatio = (n) => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(2));
-const fmtPct = (n) => `${Math.round(n * 100)}%`;
+// One decimal, so a ratio just under a target (49.97%) does not print as the target itself.
+const fmtPct = (n) => `${(Math.floor(n * 1000) / 10).toFixed(1)}%`;
 
 /** Rows of the throughput table, one per body size. */
 export function throughputRows(result) {
@@ -120,7 +121,11 @@ function methodLines(result) {
     `- Command: \`${result.command}\``,
     `- Machine: ${result.machine.nproc} CPUs, ${result.machine.cpu}; Node ${result.machine.node}; ` +
       `${result.machine.nginx}; ${result.machine.wrk}; load average at start ${result.machine.loadavg}`,
-    `- Our proxy: ${result.ours.how}`,
+    `- Our proxy: ${result.ours.how}` +
+      (result.ours.build
+        ? `; dist/ built ${result.ours.build.distBuilt}, proxy/ at ${result.ours.build.proxyCommit}` +
+          (result.ours.build.proxyDirty ? ' (with uncommitted changes in the tree)' : '')
+        : ''),
     `- Throughput: wrk -t${m.threads} -c${m.connections}, ${m.warmupS} s warm-up then ${m.durationS} s measured, ` +
       `no pipelining; ${m.rounds} round(s), target order rotated each round; shown: ${pickText(m.pick)}.`,
     `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +

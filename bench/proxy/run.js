@@ -43,6 +43,7 @@ const { values: opt } = parseArgs({
     ours: { type: 'string', default: 'auto' },
     'ours-script': { type: 'string' },
     variants: { type: 'boolean', default: false },
+    variant: { type: 'string', multiple: true, default: [] },
     nice: { type: 'string', default: '0' },
     pick: { type: 'string', default: 'median' },
     sizes: { type: 'string', default: '4k,100k' },
@@ -179,7 +180,14 @@ async function startUpstream() {
  * what an operator runs, so it is preferred; ours.js (FrontProxy alone) is the fallback.
  * stdout (where the default access log goes) is a file in the temp dir.
  */
-async function startOurs({ dir, upstreamPort, nodeArgs = [], tag = 'ours', runnerArgs = null }) {
+async function startOurs({
+  dir,
+  upstreamPort,
+  nodeArgs = [],
+  tag = 'ours',
+  runnerArgs = null,
+  script = 'bench/proxy/ours.js',
+}) {
   const port = await freePort();
   const adminPort = await freePort();
   const logFile = path.join(dir, `${tag}-stdout.log`);
@@ -213,11 +221,11 @@ async function startOurs({ dir, upstreamPort, nodeArgs = [], tag = 'ours', runne
     });
   }
   if (runnerArgs !== null) {
-    // A diagnostic variant: FrontProxy alone through ours.js with extra flags.
+    // A diagnostic variant: FrontProxy alone through ours.js with extra flags, or an experiment.
     tries.length = 0;
     tries.push({
-      how: `\`node bench/proxy/ours.js ${runnerArgs.join(' ')}\``,
-      args: ['bench/proxy/ours.js', '--listen', `127.0.0.1:${port}`, '--upstream', upstream, ...runnerArgs],
+      how: `\`node ${[script, ...runnerArgs].join(' ')}\``,
+      args: [script, '--listen', `127.0.0.1:${port}`, '--upstream', upstream, ...runnerArgs],
     });
   } else if (opt['ours-script']) {
     // Any script taking --listen/--upstream, e.g. to measure an experimental hot path.
@@ -264,6 +272,28 @@ function logStats(file) {
   } catch {
     return { lines: 0, bytes: 0, sample: '' };
   }
+}
+
+/** Which build of our proxy was measured: proxy/'s last commit, and when dist/ was built. */
+function buildInfo() {
+  const git = (args) => {
+    try {
+      return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  let distBuilt = null;
+  try {
+    distBuilt = fs.statSync(path.join(root, 'dist/proxy/front.js')).mtime.toISOString();
+  } catch {
+    // Not built.
+  }
+  return {
+    proxyCommit: git(['log', '-1', '--format=%h %s', '--', 'proxy']),
+    proxyDirty: git(['status', '--porcelain', '--', 'proxy']) !== '',
+    distBuilt,
+  };
 }
 
 function machine() {
@@ -462,16 +492,23 @@ async function main() {
     // --variants: where our cost comes from, measured in the same run. "ours-core" is
     // FrontProxy alone (no admin listener, no monitor) with its default access log;
     // "ours-nolog" the same with the access log off.
+    // --variant NAME=SCRIPT adds any script taking --listen/--upstream (bench/proxy/experiments/).
     const variants = {};
-    if (opt.variants) {
-      for (const [tag, args] of [
-        ['ours-core', []],
-        ['ours-nolog', ['--no-access-log']],
-      ]) {
-        const v = await startOurs({ dir, upstreamPort: upstream.port, tag, runnerArgs: args });
-        targetsUrls[tag] = `http://127.0.0.1:${v.port}`;
-        variants[tag] = v.how;
-      }
+    const wanted = opt.variants
+      ? [
+          ['ours-core', 'bench/proxy/ours.js', []],
+          ['ours-nolog', 'bench/proxy/ours.js', ['--no-access-log']],
+        ]
+      : [];
+    for (const v of opt.variant) {
+      const eq = v.indexOf('=');
+      if (eq < 1) throw new Error(`--variant wants NAME=SCRIPT, got "${v}"`);
+      wanted.push([v.slice(0, eq), v.slice(eq + 1), []]);
+    }
+    for (const [tag, script, args] of wanted) {
+      const v = await startOurs({ dir, upstreamPort: upstream.port, tag, script, runnerArgs: args });
+      targetsUrls[tag] = `http://127.0.0.1:${v.port}`;
+      variants[tag] = v.how;
     }
     const m = machine();
     const noise = [];
@@ -486,7 +523,7 @@ async function main() {
       date: new Date().toISOString(),
       command: `node bench/proxy/run.js ${process.argv.slice(2).join(' ')}`.trim(),
       machine: m,
-      ours: { how: ours.how },
+      ours: { how: ours.how, build: buildInfo() },
       method: {
         threads: 1,
         connections,
@@ -500,8 +537,10 @@ async function main() {
             ? 'all bench processes at normal priority'
             : `all bench processes (upstream, nginx, ours, wrk, loadgen) at niceness ${niceness}, ahead of other work on the machine`,
         quiet:
-          `before each measurement waited (up to 20 s, ${quietWaitS} s in all) for other processes to use < ${QUIET * 100}% ` +
-          `of the CPUs; a measurement during which they used > ${NOISY * 100}% was repeated (up to 2 times, least disturbed kept)`,
+          niceness < 0
+            ? 'no waiting for a quiet machine (the bench ran ahead of other work, see niceness)'
+            : `before each measurement waited (up to 20 s, ${quietWaitS} s in all) for other processes to use < ${QUIET * 100}% ` +
+              `of the CPUs; a measurement during which they used > ${NOISY * 100}% was repeated (up to 2 times, least disturbed kept)`,
       },
       accessLogs:
         `both on, both to a file in the temp dir: nginx \`access_log FILE combined\` ` +
