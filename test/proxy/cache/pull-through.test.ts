@@ -40,7 +40,7 @@ describe('pull-through cache', () => {
 
   it('coalesces 100 concurrent misses into exactly one origin fetch', async () => {
     origin = await startOrigin((req, res) => {
-      setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'x'.repeat(5000)), 150);
+      setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'x'.repeat(5000)), 400);
     });
     rescuer = await startRescuer(origin.url);
     const all = await Promise.all(Array.from({ length: 100 }, () => get(`${rescuer.url}/hot`)));
@@ -49,7 +49,10 @@ describe('pull-through cache', () => {
       expect(r.status).toBe(200);
       expect(r.body.length).toBe(5000);
     }
-    expect(rescuer.cache.stats().counters.coalesced).toBe(99);
+    // Every other request waited on that fetch, or (if it arrived after it) was a hit.
+    const c = rescuer.cache.stats().counters;
+    expect(c.coalesced).toBeGreaterThan(0);
+    expect(c.coalesced + c.hits).toBe(99);
     expect((await get(`${rescuer.url}/hot`)).headers['x-cache']).toBe('HIT');
     expect(origin.count('/hot')).toBe(1);
   });
