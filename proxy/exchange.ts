@@ -147,9 +147,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     try {
       res.writeHead(statusCode, statusText, headers);
     } catch (err) {
-      // An upstream header Node will not write (invalid characters etc.): its response is unusable.
-      this.state = 0;
+      // An upstream header Node will not write (invalid characters etc.): its response is
+      // unusable; answer 502 and drop the upstream request (onError then sees state 2).
+      const abort = this.abortUpstream;
+      this.abortUpstream = null;
       this.fail(new ProxyError('PRX_ERR_UPSTREAM_BAD_RESPONSE', (err as Error).message));
+      abort?.(new ProxyError('PRX_ERR_UPSTREAM_BAD_RESPONSE'));
       return false;
     }
     return true;

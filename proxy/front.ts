@@ -176,7 +176,9 @@ export class FrontProxy {
     for (const t of [...this.tunnels]) t.destroy();
     server.closeAllConnections();
     await Promise.race([closed, sleep(1_000)]);
-    await Promise.all(this.snap.upstreams.list.map((u) => (forced ? u.pool.destroy() : u.pool.close())));
+    await Promise.all(
+      this.snap.upstreams.list.map((u) => (forced ? u.pool.destroy() : u.pool.close()).catch(() => {})),
+    );
     const log = this.ctx.accessLog;
     if (log !== null) await new Promise<void>((resolve) => log.flush(() => resolve()));
     this.listening = false;
