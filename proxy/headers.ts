@@ -155,7 +155,10 @@ export function buildRequestHeaders(
         out.push(name, value);
         break;
       case TRANSFER_ENCODING:
-        // llhttp already refused CL+TE and any coding but a final "chunked" (RFC 9112 §6.3).
+        // llhttp already refused CL+TE and a non-final "chunked" (RFC 9112 §6.3). Other
+        // transfer-codings ("gzip, chunked") we could not re-frame faithfully: refuse them, as
+        // nginx does (RFC 9112 §6.1 lets a server reject codings it does not understand).
+        if (requestInfo.chunked || value.length !== 7 || value.toLowerCase() !== 'chunked') return null;
         requestInfo.chunked = true;
         break;
       case XFF:

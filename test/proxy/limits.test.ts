@@ -130,3 +130,16 @@ describe('head size, slow clients, connection count, malformed requests', () => 
     expect(received).toEqual([]);
   });
 });
+
+describe('transfer-codings', () => {
+  it('a transfer-coding other than chunked -> 400, not forwarded', async () => {
+    up = await sink();
+    front = await startProxy({ upstreams: [up.url] });
+    const text = await rawRequest(
+      front.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    );
+    expect(text).toMatch(/^HTTP\/1.1 400 /);
+    expect(received).toEqual([]);
+  });
+});
