@@ -103,8 +103,9 @@ function isExcluded(url: string, p: PreparedRedirect): boolean {
 
 /**
  * False when a header makes the request ineligible: Authorization, a session cookie, or the
- * rescuer marker. Header names are compared by length first, then lower-cased, so most names
- * cost one integer comparison.
+ * rescuer marker. Header names are compared by length first, so most names cost one integer
+ * comparison; the usual spellings are matched before falling back to toLowerCase(), which
+ * allocates for a name with capitals.
  */
 function headersAllow(raw: readonly string[], p: PreparedRedirect): boolean {
   const needles = p.cookieNeedles;
@@ -112,11 +113,15 @@ function headersAllow(raw: readonly string[], p: PreparedRedirect): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const len = name.length;
-    if (len === 13 && name.toLowerCase() === 'authorization') return false;
-    if (len === 6 && needles !== null && name.toLowerCase() === 'cookie' && hasCookie(raw[i + 1]!, needles)) {
+    if (len === 13 && named(name, 'Authorization', 'authorization')) return false;
+    if (len === 6 && needles !== null && named(name, 'Cookie', 'cookie') && hasCookie(raw[i + 1]!, needles)) {
       return false;
     }
-    if (len === markerLength && name.toLowerCase() === p.marker) return false;
+    if (len === markerLength && named(name, p.marker, p.marker)) return false;
   }
   return true;
+}
+
+function named(name: string, usual: string, lower: string): boolean {
+  return name === usual || name === lower || name.toLowerCase() === lower;
 }
