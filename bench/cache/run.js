@@ -1,0 +1,287 @@
+// `npm run bench:cache` (node bench/cache/run.js): cache-hit throughput in one run, side by
+// side: a bare Node server answering a 4 KiB body from memory, our PullThroughCache hit path
+// (bench/cache/cache-server.ts, entry warmed), and nginx proxy_cache hits (1 worker). wrk
+// closed loop, no pipelining; prints req/s and ratios, PASS/MISS for the issue's target
+// (ours >= 80% of bare Node), one `BENCH_JSON {...}` line, and appends a dated section to
+// bench/RESULTS.md. Process plumbing, nginx/wrk installation and wrk parsing: bench/proxy/.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureTools, nginxVersion, wrkVersion } from '../proxy/nginx.js';
+import {
+  cpuSnapshot,
+  foreignCpu,
+  freePort,
+  httpGet,
+  killAll,
+  killAllSync,
+  say,
+  start,
+  waitQuiet,
+  waitReady,
+} from '../proxy/procs.js';
+import { wrk } from '../proxy/wrk.js';
+import { startNginxCache } from './nginx-cache.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
+    'quiet-wait': { type: 'string', default: '120' },
+    'no-record': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+  },
+});
+if (opt.quick) Object.assign(opt, { duration: '4', warmup: '2', rounds: '1' });
+const durationS = Number(opt.duration);
+const warmupS = Number(opt.warmup);
+const connections = Number(opt.connections);
+const rounds = Number(opt.rounds);
+const BODY = 4096;
+const TARGET = 0.8;
+
+// Same CPU layout as bench/proxy ("split"): the server under test alone on CPU 1, wrk on CPU 0.
+// The origin doubles as the bare-Node reference, so it is on CPU 1 too; once the caches are
+// warm it is idle while they are measured.
+const CPU_SERVER = '1';
+const CPU_LOAD = '0';
+
+const quietWaitS = Number(opt['quiet-wait']);
+const budgetS = 90 + rounds * 3 * (warmupS + durationS + 25) + quietWaitS;
+const watchdog = setTimeout(() => {
+  say(`run exceeded its ${budgetS} s budget; stopping`);
+  killAllSync();
+  process.exit(3);
+}, budgetS * 1000);
+watchdog.unref();
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    killAllSync();
+    process.exit(130);
+  });
+}
+
+/** Start a child that prints `{ "port": N }` on its first stdout line. */
+async function startWithPort(name, cmd, args, cpus) {
+  const child = start(name, cmd, args, { cpus, cwd: root });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    let err = '';
+    child.stderr.on('data', (c) => (err += c));
+    child.stdout.on('data', (c) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)).port);
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}: ${err.trim().slice(0, 800)}`)));
+  });
+  return { child, port };
+}
+
+let quietBudgetMs = quietWaitS * 1000;
+async function measured(label, run) {
+  if (quietBudgetMs > 0) {
+    const t = Date.now();
+    const f = await waitQuiet(Math.min(quietBudgetMs, 15_000), 0.05);
+    quietBudgetMs -= Date.now() - t;
+    if (f >= 0.05) say(`${label}: machine busy (others ${Math.round(f * 100)}% CPU); measuring anyway`);
+  }
+  const a = cpuSnapshot();
+  const value = await run();
+  return { value, noise: foreignCpu(a, cpuSnapshot()) };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+function machine() {
+  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  return {
+    nproc: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
+    cpu: cpu ? cpu[1].trim() : 'unknown',
+    node: process.version,
+    nginx: nginxVersion(),
+    wrk: wrkVersion(),
+    loadavg: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+  };
+}
+
+/** Make sure a target answers 200 with the body, and (for caches) that it is a cache hit. */
+async function warm(name, url, child, expectHit) {
+  await waitReady(name, url, BODY, child);
+  for (let i = 0; i < 3; i++) await httpGet(url);
+  if (expectHit) {
+    const r = await httpGet(url);
+    if (r.headers['x-cache'] !== 'HIT')
+      throw new Error(`${name}: expected X-Cache HIT, got ${r.headers['x-cache']}`);
+  }
+}
+
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmtPct = (n) => `${Math.round(n * 100)}%`;
+
+function table(r) {
+  const lines = [
+    '| target | req/s (median) | rounds req/s | p99 ms | vs bare Node | vs nginx cache |',
+    '| --- | ---: | --- | ---: | ---: | ---: |',
+  ];
+  for (const name of ['bare', 'ours', 'nginx']) {
+    const t = r.targets[name];
+    lines.push(
+      `| ${t.label} | ${fmtInt(t.rps)} | ${t.rounds.map(fmtInt).join(', ')} | ${t.p99.toFixed(2)} | ` +
+        `${(t.rps / r.targets.bare.rps).toFixed(2)} | ${(t.rps / r.targets.nginx.rps).toFixed(2)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function methodLines(r) {
+  const m = r.machine;
+  return [
+    `- Command: \`${r.command}\``,
+    `- Machine: ${m.nproc} CPUs, ${m.cpu}; Node ${m.node}; ${m.nginx}; ${m.wrk}; load average at start ${m.loadavg}`,
+    `- wrk -t1 -c${connections}, ${warmupS} s warm-up then ${durationS} s measured, no pipelining, GET of a 4 KiB body; ` +
+      `${rounds} round(s), target order rotated each round, median shown.`,
+    '- bare Node: bench/cache/origin.js (node:http, prepared headers, body from memory). ours: bench/cache/cache-server.ts ' +
+      '(node:http + PullThroughCache.handle, MemoryStore, entry warmed; run with `node --import tsx`). ' +
+      'nginx: proxy_cache hit, 1 worker, access log off (bench/cache/nginx-cache.js).',
+    `- CPU pinning: the server under test on CPU ${CPU_SERVER}, wrk on CPU ${CPU_LOAD} (taskset).`,
+    `- Other processes used ${fmtPct(r.noise.max)} of all CPUs at worst during a measurement (mean ${fmtPct(r.noise.mean)}).`,
+  ].join('\n');
+}
+
+function targetLine(r) {
+  const v = r.targets.ours.rps / r.targets.bare.rps;
+  return (
+    `- ${v >= TARGET ? 'PASS' : 'MISS'}: cache-hit req/s >= 80% of bare Node (same 4 KiB body, same run): ${fmtPct(v)}; ` +
+    `ours/nginx proxy_cache: ${fmtPct(r.targets.ours.rps / r.targets.nginx.rps)}`
+  );
+}
+
+async function main() {
+  ensureTools();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotslash-bench-cache-'));
+  try {
+    const origin = await startWithPort(
+      'origin',
+      process.execPath,
+      [path.join(here, 'origin.js')],
+      CPU_SERVER,
+    );
+    const ours = await startWithPort(
+      'ours',
+      process.execPath,
+      ['--import', 'tsx', path.join(here, 'cache-server.ts'), String(origin.port)],
+      CPU_SERVER,
+    );
+    const nginxPort = await freePort();
+    const nginx = startNginxCache({ dir, port: nginxPort, originPort: origin.port, cpus: CPU_SERVER });
+    const urls = {
+      bare: `http://127.0.0.1:${origin.port}/4k`,
+      ours: `http://127.0.0.1:${ours.port}/4k`,
+      nginx: `http://127.0.0.1:${nginxPort}/4k`,
+    };
+    await warm('bare', urls.bare, origin.child, false);
+    await warm('ours', urls.ours, ours.child, true);
+    await warm('nginx', urls.nginx, nginx, true);
+    const m = machine();
+    const names = ['bare', 'ours', 'nginx'];
+    const got = { bare: [], ours: [], nginx: [] };
+    const noise = [];
+    for (let r = 0; r < rounds; r++) {
+      const order = names.map((_, i) => names[(i + r) % names.length]);
+      for (const name of order) {
+        await wrk(urls[name], { connections, seconds: warmupS, cpus: CPU_LOAD });
+        const { value: w, noise: f } = await measured(name, () =>
+          wrk(urls[name], { connections, seconds: durationS, cpus: CPU_LOAD }),
+        );
+        if (w.errors || w.non2xx)
+          throw new Error(`${name}: ${w.errors} socket errors, ${w.non2xx} non-2xx responses`);
+        noise.push(f);
+        got[name].push(w);
+        say(
+          `round ${r + 1}/${rounds} ${name}: ${Math.round(w.rps)} req/s, p99 ${w.latencyMs.p99} ms, others ${Math.round(f * 100)}% CPU`,
+        );
+      }
+    }
+    const labels = {
+      bare: 'bare Node (4 KiB from memory)',
+      ours: 'ours: PullThroughCache hit',
+      nginx: 'nginx proxy_cache hit',
+    };
+    const targets = {};
+    for (const name of names) {
+      const rps = got[name].map((w) => w.rps);
+      targets[name] = {
+        label: labels[name],
+        rps: median(rps),
+        rounds: rps,
+        p99: median(got[name].map((w) => w.latencyMs.p99)),
+      };
+    }
+    const result = {
+      bench: 'cache',
+      date: new Date().toISOString(),
+      command: `node bench/cache/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: m,
+      targets,
+      ratios: {
+        oursBare: targets.ours.rps / targets.bare.rps,
+        oursNginx: targets.ours.rps / targets.nginx.rps,
+        nginxBare: targets.nginx.rps / targets.bare.rps,
+      },
+      pass: targets.ours.rps / targets.bare.rps >= TARGET,
+      noise: { max: Math.max(...noise), mean: noise.reduce((a, b) => a + b, 0) / noise.length },
+    };
+    process.stdout.write(
+      ['', table(result), '', targetLine(result), '', methodLines(result), ''].join('\n') + '\n',
+    );
+    process.stdout.write(`BENCH_JSON ${JSON.stringify(result)}\n`);
+    if (!opt['no-record']) {
+      const file = path.join(root, 'bench', 'RESULTS.md');
+      const header = fs.existsSync(file)
+        ? ''
+        : '# Benchmark results\n\nEach section below is appended by a bench script from its own measurements; numbers are never edited by hand.\n';
+      fs.appendFileSync(
+        file,
+        header +
+          [
+            '',
+            `## Cache bench, ${result.date}`,
+            '',
+            methodLines(result),
+            '',
+            table(result),
+            '',
+            targetLine(result),
+            '',
+          ].join('\n'),
+      );
+      say(`appended to ${path.relative(root, file)}`);
+    }
+  } finally {
+    await killAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    say(`failed: ${err.stack ?? err}`);
+    killAllSync();
+    process.exit(1);
+  },
+);
