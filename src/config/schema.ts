@@ -148,6 +148,110 @@ export const logSchema = z
   .strict()
   .prefault({});
 
+// ---- rescue (issue 3): identity, control listener, the site as rescuers see it, peers, controller ----
+
+/** A host name as a member id or site name (RFC 1123 labels). */
+const hostName = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+    'expected a host name such as www.example.org',
+  );
+
+export const identitySchema = z
+  .object({
+    /** Ed25519 private key (PKCS8 PEM); created with mode 0600 on first start if missing. */
+    key_file: z.string().min(1).default('.dotslash/member.key'),
+  })
+  .strict()
+  .prefault({});
+
+export const controlSchema = z
+  .object({
+    /** Control listener for rescue-protocol messages (its own port, not the site's). */
+    listen: hostPort.default('127.0.0.1:9181'),
+    /** The control URL peers reach this member at, when not http://<listen>. */
+    public_url: httpUrl.optional(),
+  })
+  .strict()
+  .prefault({});
+
+export const siteSchema = z
+  .object({
+    /** The site's host names rescuers serve for clients arriving by DNS; unset = [name]. */
+    names: z.array(hostName).min(1).optional(),
+    /** The public front rescuers fetch from; unset = http://<proxy.listen>. */
+    front_url: httpUrl.optional(),
+    content: z.enum(['static', 'dynamic']).default('static'),
+    /** Cookies that mark a personalised request: never redirected. "name", "prefix*" or "*". */
+    session_cookies: z
+      .array(z.string().min(1))
+      .default(['PHPSESSID', 'JSESSIONID', 'sid', 'session', 'connect.sid']),
+    /** Path prefixes never redirected (ACME http-01 challenges must reach the origin). */
+    redirect_exclude: z.array(z.string().startsWith('/')).default(['/.well-known/acme-challenge/']),
+    /** Paths rescuers may micro-cache for ttl_s even when uncacheable (sent in the SOS). */
+    micro_cache: z
+      .object({
+        paths: z.array(z.string().startsWith('/')).max(256),
+        ttl_s: z.number().positive().max(3600),
+      })
+      .strict()
+      .optional(),
+    /** This member's public front base for its virtual hosts; unset = http://<name>:<proxy port>. */
+    public_url: httpUrl.optional(),
+  })
+  .strict()
+  .prefault({});
+
+export const peerSchema = z
+  .object({
+    id: hostName,
+    control_url: httpUrl,
+    public_key: z
+      .string()
+      .regex(/^ed25519:[A-Za-z0-9_-]{43}$/, 'expected "ed25519:" + 43 base64url characters'),
+  })
+  .strict();
+
+export const rescueSchema = z
+  .object({
+    /** on | observe (decide and log, act on nothing) | off; unset = on when peers are configured. */
+    mode: z.enum(['on', 'observe', 'off']).optional(),
+    /** Controller period (slide 18 reconciliation loop). */
+    tick_ms: positiveInt.default(1_000),
+    /** Session lease: a session not heard of for this long ends on that side. KEEPALIVE every lease/3. */
+    lease_ms: positiveInt.default(30_000),
+    /** After acquiring rescue, no release for this long (anti-thrash, Oceano). */
+    acquire_hold_ms: durationMs.default(10_000),
+    /** After releasing rescue, no new SOS for this long; a rescuer's "still heavy" wait. */
+    release_hold_ms: durationMs.default(10_000),
+    /** Pr must stay 0 this long before a rescue is released. */
+    pr_zero_hold_ms: durationMs.default(10_000),
+    /** A peer that declined (or could not be reached) is not asked again for this long. */
+    decline_hold_ms: durationMs.default(30_000),
+    /** Most rescuer sessions at once. */
+    max_sessions: positiveInt.default(4),
+    /** Most share of its request capacity a rescuer gives away. */
+    max_share: fraction.default(0.5),
+    /** Largest change of Pr per tick. */
+    pr_step_max: z.number().gt(0).max(1).default(0.2),
+    /** TTL of rescue DNS answers; names drain for 2 x this after a session ends. */
+    dns_ttl_s: positiveInt.default(20),
+    /** How long an ended session's names drain (pass-through); unset = 2 x dns_ttl_s. */
+    drain_ms: durationMs.optional(),
+    predictor: z
+      .object({
+        enabled: z.boolean().default(true),
+        hurst: z.number().gt(0).lt(1).default(0.85),
+        sub_intervals: z.number().int().min(3).default(10),
+        k: z.number().min(0).default(3),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     /** This member's name (its public host name); defaults to the front listener's host. */
@@ -156,10 +260,45 @@ export const configSchema = z
     admin: adminSchema,
     monitor: monitorSchema,
     log: logSchema,
+    identity: identitySchema,
+    control: controlSchema,
+    site: siteSchema,
+    /** Known members: candidates to ask for rescue, and whose messages are accepted. */
+    peers: z.array(peerSchema).default([]),
+    rescue: rescueSchema,
+    /** SQLite state (sessions, their history, the never-reused vhost counter). */
+    state_file: z.string().min(1).default('.dotslash/state.db'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (effectiveRescueMode(c) !== 'off' && c.name === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['name'],
+        message: "name (this member's public host name) is required when rescue is on or observe",
+      });
+    }
+    const ids = new Set<string>();
+    c.peers.forEach((p, i) => {
+      if (ids.has(p.id))
+        ctx.addIssue({ code: 'custom', path: ['peers', i, 'id'], message: `peer ${p.id} is listed twice` });
+      ids.add(p.id);
+    });
+  });
+
+/** rescue.mode, or its documented default: on when peers are configured, else off. */
+export function effectiveRescueMode(c: {
+  rescue: { mode?: 'on' | 'observe' | 'off' | undefined };
+  peers: readonly unknown[];
+}): 'on' | 'observe' | 'off' {
+  return c.rescue.mode ?? (c.peers.length > 0 ? 'on' : 'off');
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type ProxyConfig = Config['proxy'];
 export type AdminConfig = Config['admin'];
 export type MonitorConfig = Config['monitor'];
+export type SiteConfig = Config['site'];
+export type PeerConfig = Config['peers'][number];
+export type RescueConfig = Config['rescue'];
+export type RescueMode = 'on' | 'observe' | 'off';
