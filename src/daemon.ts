@@ -117,9 +117,7 @@ export class Daemon {
         logger: this.#log,
       });
       this.#monitor = monitor;
-      monitor.on('region', (change: Record<string, unknown>) =>
-        this.#log.info(change, 'load region changed'),
-      );
+      // The monitor logs its own region changes; the rescue controller will subscribe to 'region'.
       monitor.on('error', (err: unknown) => this.#log.error({ err }, 'workload monitor error'));
       monitor.start();
 
