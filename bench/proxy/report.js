@@ -62,15 +62,17 @@ export function variantsTable(result) {
 
 export function latencyTable(result) {
   const lines = [
-    '| body | fixed rate req/s | direct p50 / p99 ms | ours p50 / p99 ms | added p99 ms | errors (direct/ours) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| body | fixed rate req/s | direct p50 / p99 ms | nginx p50 / p99 ms | ours p50 / p99 ms | nginx added p99 ms | ours added p99 ms | errors (direct/nginx/ours) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const size of result.sizes) {
     const l = result.latency[size];
     if (!l) continue;
     lines.push(
       `| ${size} | ${fmtInt(l.rate)} | ${fmtMs(l.direct.p50)} / ${fmtMs(l.direct.p99)} | ` +
-        `${fmtMs(l.ours.p50)} / ${fmtMs(l.ours.p99)} | ${fmtMs(l.addedP99)} | ${l.direct.errors}/${l.ours.errors} |`,
+        `${l.nginx ? `${fmtMs(l.nginx.p50)} / ${fmtMs(l.nginx.p99)}` : '-'} | ` +
+        `${fmtMs(l.ours.p50)} / ${fmtMs(l.ours.p99)} | ${fmtMs(l.nginxAddedP99)} | ${fmtMs(l.addedP99)} | ` +
+        `${l.direct.errors}/${l.nginx ? l.nginx.errors : '-'}/${l.ours.errors} |`,
     );
   }
   return lines.join('\n');
@@ -94,7 +96,9 @@ export function targets(result) {
     if (!l) continue;
     t.push({
       name: `p99 added latency <= 2 ms at half our max rate (${size}, ${fmtInt(l.rate)} req/s)`,
-      value: `${fmtMs(l.addedP99)} ms`,
+      value:
+        `${fmtMs(l.addedP99)} ms` +
+        (l.nginx ? ` (nginx at the same rate: ${fmtMs(l.nginxAddedP99)} ms)` : ''),
       pass: l.addedP99 <= 2 && l.direct.errors === 0 && l.ours.errors === 0,
     });
   }
@@ -130,7 +134,8 @@ function methodLines(result) {
       `no pipelining; ${m.rounds} round(s), target order rotated each round; shown: ${pickText(m.pick)}.`,
     `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +
       `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
-      `${m.warmupS} s warm-up + ${m.durationS} s; ${m.rounds} round(s); shown: ${pickText(m.pick)}. added p99 = p99(ours) - p99(direct).`,
+      `${m.warmupS} s warm-up + ${m.durationS} s, against direct, nginx (reference) and ours; ${m.rounds} round(s); shown: ${pickText(m.pick)}. ` +
+      'added p99 = p99(proxy) - p99(direct).',
     `- CPU pinning: ${m.pinning}`,
     `- Other load: ${m.quiet}; ${m.nice}`,
     `- Access logs: ${result.accessLogs}`,

@@ -379,9 +379,11 @@ async function latency(targets, tp, noise) {
   const res = {};
   for (const size of sizes) {
     const rate = Math.max(100, Math.round(tp[size].ours.rps / 2));
-    const runs = { direct: [], ours: [] };
+    // nginx at the same rate is the reference: what one proxy hop adds on this machine anyway.
+    const names = Object.keys(targets);
+    const runs = Object.fromEntries(names.map((n) => [n, []]));
     for (let r = 0; r < rounds; r++) {
-      for (const name of r % 2 ? ['ours', 'direct'] : ['direct', 'ours']) {
+      for (const name of names.map((_, i) => names[(i + r) % names.length])) {
         const { value: l, noise: f } = await measured(`fixed ${size} ${name}`, () =>
           fixedRate(`${targets[name]}/${size}`, rate),
         );
@@ -405,7 +407,15 @@ async function latency(targets, tp, noise) {
     };
     const direct = agg(runs.direct);
     const ours = agg(runs.ours);
-    res[size] = { rate, direct, ours, addedP99: ours.p99 - direct.p99 };
+    const nginx = runs.nginx ? agg(runs.nginx) : null;
+    res[size] = {
+      rate,
+      direct,
+      ours,
+      nginx,
+      addedP99: ours.p99 - direct.p99,
+      nginxAddedP99: nginx ? nginx.p99 - direct.p99 : null,
+    };
   }
   return res;
 }
@@ -513,7 +523,7 @@ async function main() {
     const m = machine();
     const noise = [];
     const tp = await throughput(targetsUrls, noise);
-    const lat = await latency({ direct: up, ours: targetsUrls.ours }, tp, noise);
+    const lat = await latency({ direct: up, nginx: targetsUrls.nginx, ours: targetsUrls.ours }, tp, noise);
 
     const oursLog = logStats(ours.logFile);
     const nginxLog = logStats(path.join(dir, 'nginx-access.log'));
