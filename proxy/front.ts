@@ -94,6 +94,10 @@ export class FrontProxy {
       joinDuplicateHeaders: false,
       noDelay: true,
     });
+    // Node keeps only the first 2000 header fields in req.rawHeaders (maxHeadersCount) while its
+    // parser frames the body by all of them: Content-Length or Transfer-Encoding past #2000 made
+    // us forward the request without its body. max_header_bytes already bounds the head.
+    this.server.maxHeadersCount = 0;
     this.server.on('request', this.onRequest);
     this.server.on('checkContinue', this.onCheckContinue);
     this.server.on('upgrade', this.onUpgrade);
@@ -309,6 +313,13 @@ export class FrontProxy {
     // A pipelined request after one still being answered: let that response finish first (it
     // must not be replaced by our error), without keep-alive, then refuse.
     const pending = (socket as { _httpMessage?: ProxyResponse | null })._httpMessage;
+    // We already answered this request with our own error and close after it (headers.ts
+    // refused what llhttp refuses only after the head): a second, raw 400 would read as the
+    // answer to a next request.
+    if (pending != null && pending.writableEnded && !pending.shouldKeepAlive) {
+      setTimeout(() => socket.destroy(), 1_000).unref();
+      return;
+    }
     if (pending != null && !pending.writableFinished) {
       if (pending.req.complete) {
         pending.shouldKeepAlive = false;

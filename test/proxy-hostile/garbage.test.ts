@@ -134,6 +134,31 @@ describe('garbage and odd clients', () => {
     expectRefused(res);
   });
 
+  it('odd request targets are refused with 400 or forwarded byte-exact, never mangled or crashing', async () => {
+    const targets = [
+      '/caf\xc3\xa9', // raw UTF-8
+      '/a\x7fb', // DEL
+      '/a#frag',
+      '/a?x=<script>',
+      '/%0d%0aSet-Cookie:x', // encoded CRLF stays encoded
+      '/a\\b',
+      '//evil.example/x', // a path, not an authority
+      '/a/../../etc/passwd',
+    ];
+    for (const t of targets) {
+      const before = upstream.seen.length;
+      const res = await rawExchange(
+        front.port,
+        Buffer.from(`GET ${t} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 'latin1'),
+      );
+      expect([200, 400], t).toContain(res.status);
+      const mine = upstream.seen.slice(before);
+      if (res.status === 400) expect(mine, t).toEqual([]);
+      else expect(Buffer.from(mine[0]!.url, 'latin1').equals(Buffer.from(t, 'latin1')), t).toBe(true);
+    }
+    expect(upstream.sockets.size).toBeGreaterThanOrEqual(0);
+  });
+
   it('pipelining: good requests are answered in order', async () => {
     const res = await rawExchange(
       front.port,

@@ -99,6 +99,8 @@ export async function startUpstream(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+  // See every header field the proxy sends (Node keeps only 2000 by default).
+  server.maxHeadersCount = 0;
   server.on('connection', (sock: net.Socket) => {
     up.accepted++;
     sockets.add(sock);

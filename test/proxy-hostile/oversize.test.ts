@@ -63,6 +63,37 @@ describe('oversize request head', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it('more header fields than Node keeps (2000) cannot make framing headers vanish', async () => {
+    // Node's server.maxHeadersCount truncates req.rawHeaders at 2000 while its parser still
+    // frames the body by the headers past that: a proxy reading rawHeaders would then forward
+    // the request without its body (and without any later header). Refuse or forward whole.
+    const p = await startProxy([upstream.url], { limits: { max_header_bytes: 16_384 } });
+    try {
+      const junk = 'a:\r\n'.repeat(2_100);
+      for (const [framing, body] of [
+        ['Content-Length: 5', 'hello'],
+        ['Transfer-Encoding: chunked', '5\r\nhello\r\n0\r\n\r\n'],
+      ] as const) {
+        const before = upstream.seen.length;
+        const res = await rawExchange(
+          p.port,
+          `POST /many-fields HTTP/1.1\r\nHost: a\r\n${junk}${framing}\r\nX-Last: kept\r\nConnection: close\r\n\r\n${body}`,
+        );
+        expect([200, 431], res.text.slice(0, 200)).toContain(res.status);
+        if (res.status === 200) {
+          expect(upstream.seen.slice(before)).toMatchObject([
+            { url: '/many-fields', bodyBytes: 5, complete: true },
+          ]);
+          expect(upstream.seen.at(-1)!.headers['x-last']).toBe('kept');
+        } else {
+          expect(upstream.seen.length).toBe(before);
+        }
+      }
+    } finally {
+      await p.close();
+    }
+  });
+
   it('a head that never ends (sent in pieces) -> 431, not unbounded buffering', async () => {
     const piece = `X-P: ${'y'.repeat(1_000)}\r\n`;
     const parts = ['GET / HTTP/1.1\r\nHost: a\r\n', ...Array.from({ length: 40 }, () => piece)];

@@ -103,6 +103,8 @@ const refusedInBody: Record<string, string> = {
     'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n',
   'chunk data longer than its size':
     'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n',
+  // CVE-2024-22019: unbounded chunk extensions made Node read without limit; must be refused.
+  'a 100 KB chunk extension': `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;${'x'.repeat(100_000)}\r\nhello\r\n0\r\n\r\n`,
   'NUL in a chunk extension':
     'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\x00=b\r\nhello\r\n0\r\n\r\n',
 };
