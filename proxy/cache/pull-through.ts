@@ -11,6 +11,7 @@ import { classifyError } from '../exchange.js';
 import { CacheCounters, newOriginCounters, type OriginCacheCounters } from './counters.js';
 import {
   buildEntry,
+  cacheControl,
   cleanResponseHeaders,
   decideStore,
   entryAge,
@@ -56,7 +57,8 @@ type XCache = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 /** What a coalesced origin fetch ended in, for the requests that waited on it. */
 type Outcome =
   | { kind: 'entry'; entry: CacheEntry; xcache: XCache }
-  | { kind: 'pass' } // not storable or too big: each waiter fetches for itself (see README in handle())
+  | { kind: 'pass' } // personal or too big: each waiter fetches for itself (see handle())
+  | { kind: 'replay'; status: number; headers: CleanHeaders; body: Buffer; vary: string[] | null }
   | { kind: 'error'; code: ProxyErrorCode };
 
 interface Flight {
@@ -117,10 +119,13 @@ export class PullThroughCache {
    * and stored), STALE (stale entry for a failed origin) or BYPASS (not from or into cache).
    *
    * Coalescing: concurrent misses for one key wait on the first one's fetch. If that answer
-   * is stored they are all served from it; if it is not storable (Set-Cookie, private, ...)
-   * or too big, each waiter makes its own fetch: replaying one client's uncacheable answer to
-   * others could hand out its cookie or private page, and buffering a too-big body is what the
-   * entry cap exists to prevent.
+   * is stored they are all served from it. If it may not be stored but is not personal
+   * (no Set-Cookie, private or no-store: e.g. a 503 from an overloaded origin, or a page
+   * without freshness) and fits the entry cap, the waiters get a replay of it (X-Cache
+   * BYPASS): shared fetches carry no credentials, so it is what each of them would have got,
+   * and an origin in trouble sees one request instead of one per waiter. A personal answer
+   * (replaying it could hand one client's cookie to others) or a too-big one sends each
+   * waiter to make its own fetch, and personal URLs skip coalescing for a while.
    */
   handle(req: IncomingMessage, res: ServerResponse, origin: CacheOrigin): void {
     const st = this.origins.get(origin.id) ?? this.newOrigin(origin.id);
@@ -366,6 +371,7 @@ export class PullThroughCache {
     if (res.headersSent || res.destroyed) return;
     if (o.kind === 'error') return this.sendError(res, o.code);
     if (o.kind === 'pass') return this.pass(a.req, res, a.origin, a.st);
+    if (o.kind === 'replay') return this.replay(a, o);
     const e = o.entry;
     // The answer varies on request headers this waiter may not share: look again, once.
     if (e.vary !== null && variantKey(a.base, varyValues(a.req, e.vary)) !== e.key) {
@@ -377,6 +383,19 @@ export class PullThroughCache {
       return this.fetch(a, key, found);
     }
     this.serveEntry(a, e, o.xcache);
+  }
+
+  /** A waiter gets the leader's unstored (but not personal) answer, if it asked the same. */
+  private replay(a: Ask, o: Extract<Outcome, { kind: 'replay' }>): void {
+    if (o.vary !== null) return this.pass(a.req, a.res, a.origin, a.st); // may not be what it asked
+    this.count(a.st.counters, 'BYPASS');
+    if (!this.writeHead(a.res, o.status, o.headers, 'BYPASS') || a.isHead) {
+      if (!a.res.writableEnded) a.res.end();
+      return;
+    }
+    a.res.end(o.body);
+    this.counters.bytesServed += o.body.length;
+    a.st.counters.bytesServed += o.body.length;
   }
 
   private path(origin: CacheOrigin, url: string): string {
@@ -449,13 +468,10 @@ export class PullThroughCache {
     }
     const cl = Number(headerString(rh['content-length']));
     const cap = this.store.maxEntryBytes;
-    if (decision === null || cl > cap) {
-      if (decision === null) {
-        // The URL answers uncacheably now: forget its old entry, stop coalescing it for a while.
-        this.store.delete(key);
-        if (st.uncacheable.size >= MAP_BOUND) st.uncacheable.clear();
-        st.uncacheable.set(a.base, Date.now() + this.uncacheableMs);
-      }
+    const personal = decision === null && isPersonal(rh);
+    this.uncacheable(st, a.base, personal);
+    if (decision === null) this.store.delete(key); // the URL answers uncacheably now
+    if (personal || cl > cap) {
       flight.settle({ kind: 'pass' });
       this.count(st.counters, 'BYPASS');
       return this.stream(r, res, status, clean, 'BYPASS', a.isHead, st.counters);
@@ -501,22 +517,33 @@ export class PullThroughCache {
     this.serveEntry(a, entry, 'HIT');
   }
 
+  /** Remember (or forget) that a URL answers personally: its requests then skip coalescing. */
+  private uncacheable(st: OriginState, base: string, set: boolean): void {
+    if (!set) {
+      if (st.uncacheable.size > 0) st.uncacheable.delete(base);
+      return;
+    }
+    if (st.uncacheable.size >= MAP_BOUND) st.uncacheable.clear();
+    st.uncacheable.set(base, Date.now() + this.uncacheableMs);
+  }
+
   private current(st: OriginState, gen: number): boolean {
     return st.gen === gen && this.origins.get(st.prefix.slice(0, -1)) === st;
   }
 
   /**
-   * A storable answer: the leader gets it as it arrives (without backpressure, since the
-   * body is bounded by the entry cap), a copy is collected, and the entry is stored at the
-   * end. Past the cap (no Content-Length) it turns into a plain stream with backpressure and
-   * the waiters fetch for themselves.
+   * A storable (decision set) or replayable (decision null) answer: the leader gets it as it
+   * arrives (without backpressure, since the body is bounded by the entry cap), a copy is
+   * collected, and at the end it is stored, or handed to the waiters to replay. Past the cap
+   * (no Content-Length) it turns into a plain stream with backpressure and the waiters fetch
+   * for themselves.
    */
   private storeThrough(
     a: Ask,
     key: string,
     r: Dispatcher.ResponseData,
     policy: CachePolicy,
-    decision: NonNullable<ReturnType<typeof decideStore>>,
+    decision: ReturnType<typeof decideStore>,
     clean: CleanHeaders,
     gen: number,
     flight: Flight,
@@ -526,17 +553,21 @@ export class PullThroughCache {
     const cap = this.store.maxEntryBytes;
     const vary = varyFields(r.headers);
     const storeKey = vary === null ? a.base : variantKey(a.base, varyValues(a.req, vary));
-    this.count(st.counters, 'MISS');
+    const xcache: XCache = decision === null ? 'BYPASS' : 'MISS';
+    this.count(st.counters, xcache);
     let toClient = !a.isHead && !res.destroyed;
     if (
+      decision !== null &&
       status === 200 &&
       notModified(headerString(clean.etag), headerString(clean['last-modified']), a.inm, a.ims)
     ) {
       toClient = false;
       res.writeHead(304, { ...pick304(clean), 'x-cache': 'MISS' });
       res.end();
-    } else if (!this.writeHead(res, status, clean, 'MISS')) {
+    } else if (!this.writeHead(res, status, clean, xcache)) {
       toClient = false;
+    } else if (a.isHead) {
+      res.end(); // the GET body is still read, for the store and the waiters
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -569,12 +600,17 @@ export class PullThroughCache {
     body.on('end', () => {
       if (toClient || (!res.writableEnded && !res.destroyed)) res.end();
       if (!storing) return;
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      if (decision === null) {
+        flight.settle({ kind: 'replay', status, headers: clean, body: whole, vary });
+        return;
+      }
       const entry = buildEntry({
         originId: a.origin.id,
         key: storeKey,
         status,
         headers: cleanResponseHeaders(r.headers, true),
-        body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
+        body: whole,
         policy,
         decision,
         now: Date.now(),
@@ -714,6 +750,13 @@ export class PullThroughCache {
 function varyValues(req: IncomingMessage, fields: readonly string[]): string[] {
   const h = req.headers;
   return fields.map((f) => (STRIPPED_FOR_SHARED.has(f) ? '' : (headerString(h[f]) ?? '')));
+}
+
+/** An answer meant for one client (RFC 9111 §5.2.2.7 private, §5.2.2.5 no-store, or a cookie). */
+function isPersonal(h: CachePolicy.Headers): boolean {
+  if (h['set-cookie'] !== undefined) return true;
+  const cc = cacheControl(h['cache-control']);
+  return cc.has('private') || cc.has('no-store');
 }
 
 function writableHeaders(h: CleanHeaders): boolean {

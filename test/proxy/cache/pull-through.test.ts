@@ -75,6 +75,28 @@ describe('pull-through cache', () => {
     expect(origin.count('/me')).toBe(5);
   });
 
+  it('replays an unstored but impersonal answer (an overloaded origin 503) to coalesced waiters', async () => {
+    origin = await startOrigin((req, res) => {
+      setTimeout(
+        () => reply(res, req.url === '/busy' ? 503 : 200, { 'retry-after': '5' }, `answer ${req.url}`),
+        300,
+      );
+    });
+    rescuer = await startRescuer(origin.url);
+    for (const path of ['/busy', '/dynamic']) {
+      const all = await Promise.all(Array.from({ length: 50 }, () => get(`${rescuer.url}${path}`)));
+      for (const r of all) {
+        expect(r.status).toBe(path === '/busy' ? 503 : 200);
+        expect(r.headers['x-cache']).toBe('BYPASS');
+        expect(r.headers['retry-after']).toBe('5');
+        expect(r.body.toString()).toBe(`answer ${path}`);
+      }
+      // Late arrivals (after the fetch ended) make their own; most waited on the first.
+      expect(origin.count(path)).toBeLessThan(10);
+    }
+    expect(rescuer.store.stats().entries).toBe(0);
+  });
+
   it('answers HEAD from the GET entry, and fills the cache on a HEAD miss', async () => {
     origin = await startOrigin((req, res) =>
       reply(res, 200, { 'cache-control': 'max-age=60' }, 'body-bytes'),
