@@ -65,6 +65,8 @@ export const okBodySchema = z.discriminatedUnion('accepted', [
     /** Allowed rate Rr, requests/s. */
     rate,
     lease_ms: leaseMs,
+    /** Scheme, host and port of the vhost, e.g. "http://vh3.rescue-b.example:8082" (optional: default http, port 80). */
+    vhost_url: httpUrl.optional(),
   }),
   z.object({ accepted: z.literal(false), reason: z.string().max(500), code: errorCode }),
 ]);
