@@ -30,7 +30,7 @@ const { values: opt } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     profiles: { type: 'string', default: 'minimal,browser' },
     pin: { type: 'string', default: 'split' },
@@ -38,6 +38,7 @@ const { values: opt } = parseArgs({
     'no-record': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     nice: { type: 'string', default: '0' },
+    schedule: { type: 'string', default: 'together' },
   },
 });
 if (opt.quick) Object.assign(opt, { duration: '3', warmup: '1', rounds: '1' });
@@ -47,6 +48,16 @@ const rounds = Number(opt.rounds);
 const connections = Number(opt.connections);
 const profiles = opt.profiles.split(',');
 const TARGET = 0.8;
+/**
+ * "together" (default): both servers loaded at the same time, each by its own wrk, both pinned
+ * to the same core, so the scheduler splits that core evenly between them and whatever else
+ * the machine is doing hits both alike; each one's req/s is then its own efficiency. This is
+ * what keeps the comparison honest on a machine shared with other work. "alternate": one at a
+ * time, order swapped each round (classic, but at the mercy of load that changes in between).
+ */
+const schedule = opt.schedule;
+if (schedule !== 'together' && schedule !== 'alternate')
+  throw new Error('--schedule must be together or alternate');
 
 // Optional priority over other work on a shared machine (as bench/proxy does): every child at
 // this niceness, and with sched_autogroup the whole bench's group too.
@@ -86,7 +97,7 @@ const LAYOUTS = {
   split: {
     server: '1',
     load: '0',
-    text: 'taskset: the server under test on CPU 1, wrk on CPU 0 (both servers get the same core)',
+    text: 'taskset: both servers on CPU 1, wrk on CPU 0',
   },
   none: { text: 'none (scheduler decides)' },
 };
@@ -216,8 +227,26 @@ async function runWrk(url, seconds, headers) {
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** CPU seconds (user + system) a process has used so far. */
+/**
+ * CPU seconds a process has used so far, all its threads (V8's GC helpers included), from
+ * /proc/PID/task/TID/schedstat (nanoseconds on CPU, exact). utime + stime in /proc/PID/stat
+ * is sampled at each clock tick, which at 100 Hz is too coarse to split one core between two
+ * busy processes fairly over a few seconds; it is the fallback.
+ */
 function cpuSeconds(pid) {
+  try {
+    let ns = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // Thread ended while we looked.
+      }
+    }
+    if (ns > 0) return ns / 1e9;
+  } catch {
+    // No schedstat: fall back to ticks.
+  }
   const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
@@ -245,6 +274,18 @@ async function measure(server, headers) {
     noise: foreignCpu(a, cpuSnapshot()),
     cpuUsPerReq: w.requests ? (cpu * 1e6) / w.requests : NaN,
   };
+}
+
+/** measure() for several servers at once, each with its own wrk, over the same seconds. */
+async function measureTogether(list, headers) {
+  const a = cpuSnapshot();
+  const c0 = list.map((s) => cpuSeconds(s.child.pid));
+  const ws = await Promise.all(list.map((s) => runWrk(s.url, durationS, headers)));
+  const noise = foreignCpu(a, cpuSnapshot());
+  return ws.map((w, i) => {
+    const cpu = cpuSeconds(list[i].child.pid) - c0[i];
+    return { ...w, noise, cpuUsPerReq: w.requests ? (cpu * 1e6) / w.requests : NaN };
+  });
 }
 
 const median = (xs) => {
@@ -304,16 +345,21 @@ function methodLines(result) {
       `Redirector.decide + writeRedirect at Pr = 1 over 3 sessions (rates 1e9-3e9 req/s so buckets never limit; ` +
       `session cookies PHPSESSID, wordpress_logged_in_*, sid). Identical response bytes. Redirect module: ${result.module}`,
     `- Load: wrk -t1 -c${connections}, ${warmupS} s warm-up then ${durationS} s measured, no pipelining, GET ${PATH}; ` +
-      `${rounds} round(s), server order alternated each round, median shown. Header sets: minimal = wrk's Host only; ` +
+      `${rounds} round(s), median shown; ${
+        schedule === 'together'
+          ? 'both servers loaded at the same time (one wrk each), pinned to the same core, which the scheduler splits evenly between them, so other load on the machine hits both alike'
+          : 'one server at a time, order alternated each round'
+      }. Header sets: minimal = wrk's Host only; ` +
       `browser = 8 more typical browser headers incl. a Cookie with no session cookie.`,
     `- CPU pinning: ${layout.text}; niceness ${niceness}${niceness < 0 ? ' (ahead of other work; no quiet wait)' : ''}`,
-    `- Server CPU per response: (utime + stime of the server process over the measured run) / responses wrk counted. ` +
+    `- Server CPU per response: (CPU time of all the server process's threads over the measured run, from ` +
+      `/proc/PID/task/*/schedstat) / responses wrk counted. ` +
       `CPU ratio = bare's CPU per response / the redirector's, i.e. their responses/s on an equal, uncontended CPU.`,
     `- Decision cost in process (bench/redirect/micro.js, ${result.micro.n} decideRaw() calls, same CPU): ` +
       `${result.micro.minimal.toFixed(0)} ns with minimal headers, ${result.micro.browser.toFixed(0)} ns with browser headers ` +
       `(empty loop ${result.micro.loopNs.toFixed(1)} ns).`,
     `- Other processes used ${fmtPct(result.noise.max)} of all CPUs at worst during a measurement (mean ${fmtPct(result.noise.mean)}); ` +
-      `both servers share that disturbance, since rounds alternate.`,
+      `both servers share that disturbance (${schedule === 'together' ? 'measured at the same time' : 'rounds alternate'}).`,
   ].join('\n');
 }
 
@@ -332,21 +378,30 @@ async function main() {
   const runs = {};
   const noise = [];
   for (const p of profiles) runs[p] = { bare: [], redirect: [] };
+  const report = (r, p, mode, w) => {
+    noise.push(w.noise);
+    say(
+      `round ${r + 1}/${rounds} ${p} ${mode}: ${fmtInt(w.rps)} req/s, p99 ${w.latencyMs.p99} ms, ` +
+        `server CPU ${w.cpuUsPerReq.toFixed(1)} us/response, ` +
+        `errors ${w.errors}, other processes ${fmtPct(w.noise)} CPU`,
+    );
+    if (w.errors) throw new Error(`${mode} ${p}: wrk saw ${w.errors} socket errors`);
+    runs[p][mode].push(w);
+  };
   for (let r = 0; r < rounds; r++) {
     for (const p of profiles) {
+      const headers = HEADER_PROFILES[p];
+      if (schedule === 'together') {
+        await Promise.all(['bare', 'redirect'].map((m) => runWrk(servers[m].url, warmupS, headers)));
+        const [bare, redirect] = await measureTogether([servers.bare, servers.redirect], headers);
+        report(r, p, 'bare', bare);
+        report(r, p, 'redirect', redirect);
+        continue;
+      }
       const order = r % 2 ? ['redirect', 'bare'] : ['bare', 'redirect'];
       for (const mode of order) {
-        const headers = HEADER_PROFILES[p];
         await runWrk(servers[mode].url, warmupS, headers);
-        const w = await measure(servers[mode], headers);
-        noise.push(w.noise);
-        say(
-          `round ${r + 1}/${rounds} ${p} ${mode}: ${fmtInt(w.rps)} req/s, p99 ${w.latencyMs.p99} ms, ` +
-            `server CPU ${w.cpuUsPerReq.toFixed(1)} us/response, ` +
-            `errors ${w.errors}, other processes ${fmtPct(w.noise)} CPU`,
-        );
-        if (w.errors) throw new Error(`${mode} ${p}: wrk saw ${w.errors} socket errors`);
-        runs[p][mode].push(w);
+        report(r, p, mode, await measure(servers[mode], headers));
       }
     }
   }
