@@ -1,17 +1,15 @@
 // The rescuer's pull-through cache (issue 3, item 5): answers a session's GET/HEAD requests
 // from memory under RFC 9111 shared-cache rules and fetches each missing or stale URL from the
 // origin once, however many clients ask at the same time.
-import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import CachePolicy from 'http-cache-semantics';
 import type pino from 'pino';
 import type { Dispatcher } from 'undici';
-import { errorBodies, ProxyErrors, type ProxyErrorCode } from '../errors.js';
 import { classifyError } from '../exchange.js';
+import type { ProxyErrorCode } from '../errors.js';
 import { CacheCounters, newOriginCounters, type OriginCacheCounters } from './counters.js';
 import {
   buildEntry,
-  cacheControl,
   cleanResponseHeaders,
   decideStore,
   entryAge,
@@ -23,23 +21,18 @@ import {
   type CleanHeaders,
 } from './entry.js';
 import { fetchHeaders, hasCookie, STRIPPED_FOR_SHARED } from './fetch-headers.js';
+import {
+  isPersonal,
+  originPath,
+  pick304,
+  Relay,
+  writableHeaders,
+  type CacheOrigin,
+  type XCache,
+} from './relay.js';
 import { cacheKey, variantKey, type CacheEntry, type CacheStore } from './store.js';
 
-/** One origin (rescue session) as the caller knows it; the same object may be passed each time. */
-export interface CacheOrigin {
-  /** Session / origin id; part of every cache key. */
-  readonly id: string;
-  /** Where to fetch: the origin's public front from the SOS (a path prefix is kept). */
-  readonly fetchBase: URL;
-  /** Connection pool to fetchBase (undici Pool or Agent), owned by the caller. */
-  readonly dispatcher: Dispatcher;
-  /** Added to every origin fetch, overriding client headers of the same name (the signed rescuer-fetch marker). */
-  readonly headersForFetch?: Readonly<Record<string, string>>;
-  /** Paths (prefix match on the request target) the origin allowed to micro-cache for ttlS seconds. */
-  readonly microCache?: { readonly paths: readonly string[]; readonly ttlS: number };
-  /** Requests carrying one of these cookies bypass the cache (the redirector's session-cookie list). */
-  readonly sessionCookies?: readonly string[];
-}
+export type { CacheOrigin, XCache } from './relay.js';
 
 export interface PullThroughOptions {
   store: CacheStore;
@@ -51,8 +44,6 @@ export interface PullThroughOptions {
   uncacheableMemoryMs?: number;
   logger?: pino.Logger;
 }
-
-type XCache = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
 /** What a coalesced origin fetch ended in, for the requests that waited on it. */
 type Outcome =
@@ -96,6 +87,7 @@ const MAP_BOUND = 100_000;
 export class PullThroughCache {
   readonly counters = new CacheCounters();
   readonly store: CacheStore;
+  private readonly relay: Relay;
   private readonly origins = new Map<string, OriginState>();
   private readonly flights = new Map<string, Flight>();
   private readonly staleOnDisconnectS: number;
@@ -111,6 +103,12 @@ export class PullThroughCache {
     this.bodyTimeout = opts.bodyTimeoutMs ?? 30_000;
     this.uncacheableMs = opts.uncacheableMemoryMs ?? 10_000;
     this.logger = opts.logger;
+    this.relay = new Relay({
+      counters: this.counters,
+      headersTimeout: this.headersTimeout,
+      bodyTimeout: this.bodyTimeout,
+      logger: this.logger,
+    });
   }
 
   /**
@@ -135,8 +133,8 @@ export class PullThroughCache {
     const isHead = method === 'HEAD';
     // Origin-form targets only: the fetch goes to fetchBase whatever the target says, but an
     // absolute-form target would make a nonsense path (and a cache key per spelling).
-    if (req.url!.charCodeAt(0) !== 0x2f) return this.sendError(res, 'PRX_ERR_BAD_REQUEST');
-    if (!isHead && method !== 'GET') return this.pass(req, res, origin, st);
+    if (req.url!.charCodeAt(0) !== 0x2f) return this.relay.sendError(res, 'PRX_ERR_BAD_REQUEST');
+    if (!isHead && method !== 'GET') return this.relay.pass(req, res, origin, st.counters);
     // One pass over the raw headers (no headers object) for the few that change the path;
     // switching on the name's length keeps ordinary headers to one integer compare.
     let auth = false;
@@ -167,10 +165,10 @@ export class PullThroughCache {
       }
     }
     // RFC 9111 §3.5: never store answers to Authorization; we do not serve them from cache either.
-    if (auth) return this.pass(req, res, origin, st);
+    if (auth) return this.relay.pass(req, res, origin, st.counters);
     const sc = origin.sessionCookies;
     if (cookie !== undefined && sc !== undefined && sc.length > 0 && hasCookie(cookie, sc)) {
-      return this.pass(req, res, origin, st);
+      return this.relay.pass(req, res, origin, st.counters);
     }
     const base = st.prefix + req.url!;
     const fields = st.vary.size === 0 ? undefined : st.vary.get(base);
@@ -183,10 +181,10 @@ export class PullThroughCache {
       return;
     }
     if (e === undefined) {
-      if (range) return this.pass(req, res, origin, st);
+      if (range) return this.relay.pass(req, res, origin, st.counters);
       const until = st.uncacheable.get(base);
       if (until !== undefined) {
-        if (until > now) return this.pass(req, res, origin, st);
+        if (until > now) return this.relay.pass(req, res, origin, st.counters);
         st.uncacheable.delete(base);
       }
     }
@@ -279,7 +277,7 @@ export class PullThroughCache {
     const { res } = a;
     if (res.headersSent || res.destroyed) return;
     const now = Date.now();
-    this.count(a.st.counters, xcache);
+    this.relay.count(a.st.counters, xcache);
     if (e.status === 200 && notModified(e.etag, e.lastModified, a.inm, a.ims)) {
       res.writeHead(304, notModifiedHead(e, now, xcache));
       res.end();
@@ -295,43 +293,6 @@ export class PullThroughCache {
     a.st.counters.bytesServed += e.body.length;
   }
 
-  private count(oc: OriginCacheCounters, xcache: XCache): void {
-    const c = this.counters;
-    if (xcache === 'HIT') {
-      c.hits++;
-      oc.hits++;
-    } else if (xcache === 'MISS') {
-      c.misses++;
-      oc.misses++;
-    } else if (xcache === 'STALE') {
-      c.stale++;
-      oc.stale++;
-    } else {
-      c.bypass++;
-      oc.bypass++;
-    }
-  }
-
-  private sendError(res: ServerResponse, code: ProxyErrorCode): void {
-    this.counters.errors++;
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
-    }
-    const body = errorBodies[code];
-    res.writeHead(ProxyErrors[code].status, [
-      'content-type',
-      'application/json',
-      'content-length',
-      String(body.length),
-      'cache-control',
-      'no-store',
-      'x-cache',
-      'MISS',
-    ]);
-    res.end(body);
-  }
-
   // ---- origin fetches -----------------------------------------------------------------------
 
   /** A miss or a stale entry: join the key's fetch in flight, or lead a new one. */
@@ -343,7 +304,7 @@ export class PullThroughCache {
         .then((o) => this.afterFlight(a, o))
         .catch((err: unknown) => {
           this.logger?.error({ err, url: a.req.url }, 'cache waiter failed unexpectedly');
-          this.sendError(a.res, 'PRX_ERR_INTERNAL');
+          this.relay.sendError(a.res, 'PRX_ERR_INTERNAL');
         });
       return;
     }
@@ -361,7 +322,7 @@ export class PullThroughCache {
     this.lead(a, key, stale, flight).catch((err: unknown) => {
       this.logger?.error({ err, url: a.req.url }, 'cache fetch failed unexpectedly');
       flight.settle({ kind: 'error', code: 'PRX_ERR_INTERNAL' });
-      this.sendError(a.res, 'PRX_ERR_INTERNAL');
+      this.relay.sendError(a.res, 'PRX_ERR_INTERNAL');
     });
   }
 
@@ -369,13 +330,13 @@ export class PullThroughCache {
   private afterFlight(a: Ask, o: Outcome): void {
     const { res } = a;
     if (res.headersSent || res.destroyed) return;
-    if (o.kind === 'error') return this.sendError(res, o.code);
-    if (o.kind === 'pass') return this.pass(a.req, res, a.origin, a.st);
+    if (o.kind === 'error') return this.relay.sendError(res, o.code);
+    if (o.kind === 'pass') return this.relay.pass(a.req, res, a.origin, a.st.counters);
     if (o.kind === 'replay') return this.replay(a, o);
     const e = o.entry;
     // The answer varies on request headers this waiter may not share: look again, once.
     if (e.vary !== null && variantKey(a.base, varyValues(a.req, e.vary)) !== e.key) {
-      if (a.attempt > 0) return this.pass(a.req, res, a.origin, a.st);
+      if (a.attempt > 0) return this.relay.pass(a.req, res, a.origin, a.st.counters);
       a.attempt++;
       const key = variantKey(a.base, varyValues(a.req, e.vary));
       const found = this.store.get(key);
@@ -387,20 +348,15 @@ export class PullThroughCache {
 
   /** A waiter gets the leader's unstored (but not personal) answer, if it asked the same. */
   private replay(a: Ask, o: Extract<Outcome, { kind: 'replay' }>): void {
-    if (o.vary !== null) return this.pass(a.req, a.res, a.origin, a.st); // may not be what it asked
-    this.count(a.st.counters, 'BYPASS');
-    if (!this.writeHead(a.res, o.status, o.headers, 'BYPASS') || a.isHead) {
+    if (o.vary !== null) return this.relay.pass(a.req, a.res, a.origin, a.st.counters); // may not be what it asked
+    this.relay.count(a.st.counters, 'BYPASS');
+    if (!this.relay.writeHead(a.res, o.status, o.headers, 'BYPASS') || a.isHead) {
       if (!a.res.writableEnded) a.res.end();
       return;
     }
     a.res.end(o.body);
     this.counters.bytesServed += o.body.length;
     a.st.counters.bytesServed += o.body.length;
-  }
-
-  private path(origin: CacheOrigin, url: string): string {
-    const p = origin.fetchBase.pathname;
-    return p === '/' || p === '' ? url : p.replace(/\/$/, '') + url;
   }
 
   /** The leader: fetch from the origin (conditionally if we hold a stale entry), store, answer. */
@@ -419,7 +375,7 @@ export class PullThroughCache {
     try {
       r = await origin.dispatcher.request({
         origin: origin.fetchBase.origin,
-        path: this.path(origin, req.url!),
+        path: originPath(origin, req.url!),
         method: 'GET', // HEAD too: the GET answer serves both
         headers,
         headersTimeout: this.headersTimeout,
@@ -435,7 +391,7 @@ export class PullThroughCache {
         return this.serveEntry(a, stale, 'STALE');
       }
       flight.settle({ kind: 'error', code });
-      return this.sendError(res, code);
+      return this.relay.sendError(res, code);
     }
     const status = r.statusCode;
     const rh = r.headers;
@@ -464,7 +420,7 @@ export class PullThroughCache {
       // A header Node would refuse to write: storing it would break every later hit.
       r.body.destroy();
       flight.settle({ kind: 'error', code: 'PRX_ERR_UPSTREAM_BAD_RESPONSE' });
-      return this.sendError(res, 'PRX_ERR_UPSTREAM_BAD_RESPONSE');
+      return this.relay.sendError(res, 'PRX_ERR_UPSTREAM_BAD_RESPONSE');
     }
     const cl = Number(headerString(rh['content-length']));
     const cap = this.store.maxEntryBytes;
@@ -473,8 +429,8 @@ export class PullThroughCache {
     if (decision === null) this.store.delete(key); // the URL answers uncacheably now
     if (personal || cl > cap) {
       flight.settle({ kind: 'pass' });
-      this.count(st.counters, 'BYPASS');
-      return this.stream(r, res, status, clean, 'BYPASS', a.isHead, st.counters);
+      this.relay.count(st.counters, 'BYPASS');
+      return this.relay.stream(r, res, status, clean, 'BYPASS', a.isHead, st.counters);
     }
     this.storeThrough(a, key, r, policy, decision, clean, gen, flight);
   }
@@ -554,7 +510,7 @@ export class PullThroughCache {
     const vary = varyFields(r.headers);
     const storeKey = vary === null ? a.base : variantKey(a.base, varyValues(a.req, vary));
     const xcache: XCache = decision === null ? 'BYPASS' : 'MISS';
-    this.count(st.counters, xcache);
+    this.relay.count(st.counters, xcache);
     let toClient = !a.isHead && !res.destroyed;
     if (
       decision !== null &&
@@ -564,7 +520,7 @@ export class PullThroughCache {
       toClient = false;
       res.writeHead(304, { ...pick304(clean), 'x-cache': 'MISS' });
       res.end();
-    } else if (!this.writeHead(res, status, clean, xcache)) {
+    } else if (!this.relay.writeHead(res, status, clean, xcache)) {
       toClient = false;
     } else if (a.isHead) {
       res.end(); // the GET body is still read, for the store and the waiters
@@ -637,99 +593,6 @@ export class PullThroughCache {
     });
   }
 
-  private writeHead(res: ServerResponse, status: number, clean: CleanHeaders, xcache: XCache): boolean {
-    if (res.headersSent || res.destroyed) return false;
-    try {
-      res.writeHead(status, { ...clean, 'x-cache': xcache });
-      return true;
-    } catch (err) {
-      // A header Node refuses to write (invalid characters): the origin's answer is unusable.
-      this.logger?.debug({ err }, 'origin response header rejected');
-      this.sendError(res, 'PRX_ERR_UPSTREAM_BAD_RESPONSE');
-      return false;
-    }
-  }
-
-  /** Stream an origin answer to the client with backpressure; nothing is kept. */
-  private stream(
-    r: Dispatcher.ResponseData,
-    res: ServerResponse,
-    status: number,
-    clean: CleanHeaders,
-    xcache: XCache,
-    isHead: boolean,
-    oc: OriginCacheCounters,
-  ): void {
-    const body = r.body;
-    if (!this.writeHead(res, status, clean, xcache) || isHead) {
-      body.destroy();
-      if (!res.writableEnded && !res.destroyed) res.end();
-      return;
-    }
-    body.on('data', (chunk: Buffer) => {
-      this.counters.bytesServed += chunk.length;
-      oc.bytesServed += chunk.length;
-      if (!res.write(chunk)) {
-        body.pause();
-        res.once('drain', () => body.resume());
-      }
-    });
-    body.on('end', () => res.end());
-    body.on('error', () => {
-      this.counters.originErrors++;
-      res.destroy();
-    });
-    res.on('close', () => {
-      if (!res.writableFinished) body.destroy();
-    });
-  }
-
-  /** Not for the cache (other methods, Authorization, session cookies, uncacheable): relay to the origin. */
-  private pass(req: IncomingMessage, res: ServerResponse, origin: CacheOrigin, st: OriginState): void {
-    this.counters.originFetches++;
-    st.counters.originFetches++;
-    const headers = fetchHeaders(req, origin.fetchBase.host, origin.headersForFetch, false);
-    const h = req.headers;
-    const hasBody =
-      (h['content-length'] !== undefined && h['content-length'] !== '0') ||
-      h['transfer-encoding'] !== undefined;
-    if (hasBody && h['content-length'] !== undefined) headers['content-length'] = h['content-length'];
-    const ac = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) ac.abort();
-    });
-    origin.dispatcher
-      .request({
-        origin: origin.fetchBase.origin,
-        path: this.path(origin, req.url!),
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: hasBody ? req : null,
-        signal: ac.signal,
-        headersTimeout: this.headersTimeout,
-        bodyTimeout: this.bodyTimeout,
-      })
-      .then(
-        (r) => {
-          this.count(st.counters, 'BYPASS');
-          this.stream(
-            r,
-            res,
-            r.statusCode,
-            cleanResponseHeaders(r.headers, false),
-            'BYPASS',
-            req.method === 'HEAD',
-            st.counters,
-          );
-        },
-        (err: Error) => {
-          if (ac.signal.aborted) return;
-          this.counters.originErrors++;
-          this.sendError(res, classifyError(err, (err as { code?: string }).code));
-        },
-      );
-  }
-
   private newOrigin(id: string): OriginState {
     const st: OriginState = {
       prefix: cacheKey(id, ''),
@@ -750,31 +613,4 @@ export class PullThroughCache {
 function varyValues(req: IncomingMessage, fields: readonly string[]): string[] {
   const h = req.headers;
   return fields.map((f) => (STRIPPED_FOR_SHARED.has(f) ? '' : (headerString(h[f]) ?? '')));
-}
-
-/** An answer meant for one client (RFC 9111 §5.2.2.7 private, §5.2.2.5 no-store, or a cookie). */
-function isPersonal(h: CachePolicy.Headers): boolean {
-  if (h['set-cookie'] !== undefined) return true;
-  const cc = cacheControl(h['cache-control']);
-  return cc.has('private') || cc.has('no-store');
-}
-
-function writableHeaders(h: CleanHeaders): boolean {
-  try {
-    for (const name in h) {
-      validateHeaderName(name);
-      validateHeaderValue(name, h[name] as string);
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pick304(h: CleanHeaders): CleanHeaders {
-  const out: CleanHeaders = {};
-  for (const k of ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary']) {
-    if (h[k] !== undefined) out[k] = h[k]!;
-  }
-  return out;
 }
