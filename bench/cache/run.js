@@ -35,7 +35,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '3' },
-    'quiet-wait': { type: 'string', default: '120' },
+    'quiet-wait': { type: 'string', default: '300' },
     'no-record': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
@@ -55,7 +55,7 @@ const CPU_SERVER = '1';
 const CPU_LOAD = '0';
 
 const quietWaitS = Number(opt['quiet-wait']);
-const budgetS = 90 + rounds * 3 * (warmupS + durationS + 25) + quietWaitS;
+const budgetS = 90 + rounds * 3 * 3 * (warmupS + durationS + 25) + quietWaitS;
 const watchdog = setTimeout(() => {
   say(`run exceeded its ${budgetS} s budget; stopping`);
   killAllSync();
@@ -87,17 +87,29 @@ async function startWithPort(name, cmd, args, cpus) {
   return { child, port };
 }
 
+/**
+ * Other sessions may be running on this machine (as in bench/proxy): before each measurement
+ * wait (from a total budget of --quiet-wait seconds) for their CPU share to drop below 5%,
+ * and measure again (up to twice) when it was above 10% meanwhile; keep the quietest try.
+ */
 let quietBudgetMs = quietWaitS * 1000;
 async function measured(label, run) {
-  if (quietBudgetMs > 0) {
-    const t = Date.now();
-    const f = await waitQuiet(Math.min(quietBudgetMs, 15_000), 0.05);
-    quietBudgetMs -= Date.now() - t;
-    if (f >= 0.05) say(`${label}: machine busy (others ${Math.round(f * 100)}% CPU); measuring anyway`);
+  let best = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (quietBudgetMs > 0) {
+      const t = Date.now();
+      const f = await waitQuiet(Math.min(quietBudgetMs, 30_000), 0.05);
+      quietBudgetMs -= Date.now() - t;
+      if (f >= 0.05) say(`${label}: machine busy (others ${Math.round(f * 100)}% CPU); measuring anyway`);
+    }
+    const a = cpuSnapshot();
+    const value = await run();
+    const noise = foreignCpu(a, cpuSnapshot());
+    if (best === null || noise < best.noise) best = { value, noise };
+    if (noise < 0.1 || quietBudgetMs <= 0) break;
+    say(`${label}: others used ${Math.round(noise * 100)}% CPU meanwhile; measuring again`);
   }
-  const a = cpuSnapshot();
-  const value = await run();
-  return { value, noise: foreignCpu(a, cpuSnapshot()) };
+  return best;
 }
 
 const median = (xs) => {
@@ -164,9 +176,11 @@ function methodLines(r) {
 
 function targetLine(r) {
   const v = r.targets.ours.rps / r.targets.bare.rps;
+  const perRound = r.roundRatios.map((x) => x.toFixed(2)).join(', ');
   return (
     `- ${v >= TARGET ? 'PASS' : 'MISS'}: cache-hit req/s >= 80% of bare Node (same 4 KiB body, same run): ${fmtPct(v)}; ` +
-    `ours/nginx proxy_cache: ${fmtPct(r.targets.ours.rps / r.targets.nginx.rps)}`
+    `ours/nginx proxy_cache: ${fmtPct(r.targets.ours.rps / r.targets.nginx.rps)}; ` +
+    `ours/bare within each round: ${perRound}`
   );
 }
 
@@ -242,6 +256,7 @@ async function main() {
         oursNginx: targets.ours.rps / targets.nginx.rps,
         nginxBare: targets.nginx.rps / targets.bare.rps,
       },
+      roundRatios: got.ours.map((w, i) => w.rps / got.bare[i].rps),
       pass: targets.ours.rps / targets.bare.rps >= TARGET,
       noise: { max: Math.max(...noise), mean: noise.reduce((a, b) => a + b, 0) / noise.length },
     };
