@@ -160,7 +160,13 @@ export class ControlServer {
       return sendPlain(res, 'RSC_ERR_UNSUPPORTED_MEDIA_TYPE');
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > this.maxBody) return this.tooLarge(req, res);
-    const bytes = await readCapped(req, this.maxBody);
+    let bytes: Buffer | null;
+    try {
+      bytes = await readCapped(req, this.maxBody);
+    } catch {
+      res.destroy(); // the peer went away mid-body: nobody to answer
+      return;
+    }
     if (bytes === null) return this.tooLarge(req, res);
 
     let env: RequestEnvelope;
@@ -189,13 +195,13 @@ export class ControlServer {
       // A handler's RescueError is the refusal it means; an error a peer sent it is not ours to relay.
       const known = err instanceof RescueError && !err.remote;
       const code: RescueErrorCode = known ? err.code : 'RSC_ERR_INTERNAL';
-      if (code === 'RSC_ERR_INTERNAL')
+      if (code === 'RSC_ERR_INTERNAL') {
         this.opts.logger?.error({ err, type: env.type, from: env.from }, 'control handler failed');
-      else
-        this.opts.logger?.warn(
-          { code, type: env.type, from: env.from, err: (err as Error).message },
-          'control message refused',
-        );
+      } else {
+        // An authenticated peer was refused: worth seeing (clock skew, replay, session mix-ups).
+        const detail = { code, type: env.type, from: env.from, err: (err as Error).message };
+        this.opts.logger?.warn(detail, 'control message refused');
+      }
       const message = known ? err.message : RescueErrors.RSC_ERR_INTERNAL.message;
       reply = {
         ...this.head(env),
@@ -221,7 +227,7 @@ export class ControlServer {
     return { ...envelopeHead(this.opts.self.id, env.from, (this.opts.now ?? Date.now)()), re: env.nonce };
   }
 
-  /** 413 and close the connection: the rest of the body is not read. */
+  /** 413 and close the connection; whatever the peer still sends is read and dropped meanwhile. */
   private tooLarge(req: IncomingMessage, res: ServerResponse): void {
     sendPlain(res, 'RSC_ERR_TOO_LARGE', { connection: 'close' }, `more than ${this.maxBody} bytes`);
     req.resume();

@@ -163,8 +163,11 @@ export function signBytes(data: Uint8Array, privateKey: KeyObject): string {
 /** True when `signature` (base64url) is a valid Ed25519 signature of exactly `data`; never throws. */
 export function verifyBytes(data: Uint8Array, signature: string, publicKey: KeyObject): boolean {
   if (!SIGNATURE_TEXT.test(signature)) return false;
+  const raw = Buffer.from(signature, 'base64url');
+  // One text per signature: spare bits in the last character must be zero.
+  if (raw.toString('base64url') !== signature) return false;
   try {
-    return cryptoVerify(null, data, publicKey, Buffer.from(signature, 'base64url'));
+    return cryptoVerify(null, data, publicKey, raw);
   } catch {
     return false;
   }
