@@ -57,6 +57,8 @@ export class Redirector {
    * The Location to redirect `req` to, or null to proxy it as usual. Cost when Pr = 0: one
    * check. Otherwise: method and target checks, one random draw, a scan of the raw header
    * names (no req.headers object is built), and one pass over the sessions.
+   * Call it from the 'request' handler only: upgrade requests (WebSocket) arrive on 'upgrade'
+   * and are never redirected. The caller counts and logs the 302 it writes.
    */
   decide(req: IncomingMessage): string | null {
     return this.decideRaw(req.method!, req.url!, req.rawHeaders);
