@@ -229,7 +229,12 @@ export class ControlServer {
 
   /** 413 and close the connection; whatever the peer still sends is read and dropped meanwhile. */
   private tooLarge(req: IncomingMessage, res: ServerResponse): void {
-    sendPlain(res, 'RSC_ERR_TOO_LARGE', { connection: 'close' }, `more than ${this.maxBody} bytes`);
+    sendPlain(
+      res,
+      'RSC_ERR_TOO_LARGE',
+      { connection: 'close' },
+      `${RescueErrors.RSC_ERR_TOO_LARGE.message}: more than ${this.maxBody} bytes`,
+    );
     req.resume();
   }
 }

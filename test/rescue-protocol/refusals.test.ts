@@ -300,6 +300,22 @@ describe('HTTP-level refusals', () => {
     await expectStillWorking();
   });
 
+  it('a 20 MB body, declared or chunked, still gets its 413 answer (not a reset)', async () => {
+    const big = Buffer.alloc(20_000_000, 0x20);
+    for (const body of [big, Readable.from([big.subarray(0, 1000), big.subarray(1000)])]) {
+      const res = await request(`${rescuer.server.url}/v1/rescue`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.statusCode).toBe(413);
+      const json = (await res.body.json()) as { error: { code: string; message: string } };
+      expect(json.error.code).toBe('RSC_ERR_TOO_LARGE');
+      expect(json.error.message).toContain('65536');
+    }
+    await expectStillWorking();
+  });
+
   it('a body just under the cap is read and checked normally', async () => {
     const env = keepalive({ body: { session: 's', pad: 'x'.repeat(60_000) } } as never);
     expect((await postSealed(env)).status).toBe(200); // unknown keys are dropped by the schema

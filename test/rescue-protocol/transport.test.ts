@@ -417,6 +417,7 @@ describe('reply verification against a lying peer', () => {
       }),
     ],
     ['an unsigned 200', () => ({ raw: '{"ok":true}', status: 200 })],
+    ['an oversized reply', () => ({ raw: `{"pad":"${'x'.repeat(100_000)}"}`, status: 200 })],
     [
       'a tampered reply',
       (req) => ({
