@@ -1,0 +1,137 @@
+// Assembles one member's rescue control plane from its config: identity key (created on first
+// start), state file, session table, controller, control listener and client. What the daemon wires.
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
+import type { RescueServingView } from '../../proxy/rescue/view.js';
+import {
+  ControlClient,
+  ControlServer,
+  generateKeyPair,
+  loadPrivateKey,
+  peerKeyMap,
+  writePrivateKey,
+  type MemberIdentity,
+} from '../../rescue-protocol/index.js';
+import type { Config } from '../config/schema.js';
+import type { MonitorSample } from '../monitor/types.js';
+import { SessionTable, type Clock } from '../sessions/table.js';
+import { StateDb } from '../storage/state-db.js';
+import { RescueController } from './controller.js';
+import type { PurgeRequest } from './inbox.js';
+import { rescueSettings } from './settings.js';
+
+export interface RescueControlDeps {
+  readonly logger: Logger;
+  /** Where samples come from (WorkloadMonitor): the controller listens to its 'sample' events. */
+  readonly monitor?: {
+    on(event: 'sample', fn: (s: MonitorSample) => void): unknown;
+    off(event: 'sample', fn: (s: MonitorSample) => void): unknown;
+  };
+  readonly publishRedirect?: (snapshot: RedirectSnapshot) => void;
+  readonly publishServing?: (view: RescueServingView) => void;
+  readonly onPurge?: (req: PurgeRequest) => void;
+  readonly clock?: Clock;
+}
+
+export interface RescueControl {
+  readonly controller: RescueController;
+  readonly server: ControlServer;
+  readonly client: ControlClient;
+  readonly db: StateDb;
+  /** This member's public key text ("ed25519:..."): what peers put in their config. */
+  readonly publicKey: string;
+  /**
+   * Config reload: new settings and peers (keys take effect for the next message); a changed
+   * rescue.mode is applied like setMode.
+   */
+  update(config: Config): void;
+  /** Binds the control listener and starts the loop. */
+  start(): Promise<AddressInfo>;
+  /** SHUTDOWN of every active session (unless `shutdown: false`), then listener, client and state file. Idempotent. */
+  close(opts?: { shutdown?: boolean }): Promise<void>;
+}
+
+/** Loads the member key, creating it (0600, parent 0700) on first start. */
+export function loadOrCreateIdentity(
+  id: string,
+  keyFile: string,
+  logger?: Logger,
+): { identity: MemberIdentity; publicKey: string } {
+  if (!existsSync(keyFile)) {
+    writePrivateKey(keyFile, generateKeyPair().privateKeyPem);
+    logger?.info({ key_file: keyFile }, "created this member's Ed25519 key");
+  }
+  const loaded = loadPrivateKey(keyFile);
+  return { identity: { id, privateKey: loaded.privateKey }, publicKey: loaded.publicKey };
+}
+
+export function createRescueControl(config: Config, deps: RescueControlDeps): RescueControl {
+  const settings = rescueSettings(config);
+  const log = deps.logger.child({ component: 'rescue' });
+  const { identity, publicKey } = loadOrCreateIdentity(settings.self, config.identity.key_file, log);
+  const db = StateDb.open(config.state_file);
+  const clock = deps.clock;
+  const stale = db.closeOpenSessions(
+    'daemon restarted: the lease clock stopped',
+    (clock?.wall ?? Date.now)(),
+  );
+  if (stale > 0) log.info({ sessions: stale }, 'closed sessions a previous run left open');
+  const table = new SessionTable({ db, logger: log, drainMs: settings.drainMs, ...(clock ? { clock } : {}) });
+  const client = new ControlClient({ self: identity });
+  const controller = new RescueController({
+    settings,
+    table,
+    transport: client,
+    logger: log,
+    publishRedirect: deps.publishRedirect,
+    publishServing: deps.publishServing,
+    onPurge: deps.onPurge,
+  });
+  // A live map: ControlServer looks keys up per message, so update() can swap them in place.
+  const peers = peerKeyMap(config.peers);
+  const server = new ControlServer({
+    listen: config.control.listen,
+    self: identity,
+    peers,
+    onMessage: controller.onMessage,
+    logger: log,
+  });
+  const onSample = (s: MonitorSample): void => controller.observe(s);
+  let closing: Promise<void> | null = null;
+  let current = config;
+  return {
+    controller,
+    server,
+    client,
+    db,
+    publicKey,
+    update(next: Config) {
+      const fresh = peerKeyMap(next.peers); // throws before anything changes
+      const nextSettings = rescueSettings(next);
+      const modeChanged = nextSettings.mode !== rescueSettings(current).mode;
+      peers.clear();
+      for (const [id, key] of fresh) peers.set(id, key);
+      controller.update(nextSettings);
+      if (modeChanged) controller.setMode(nextSettings.mode);
+      current = next;
+    },
+    async start() {
+      const addr = await server.listen();
+      deps.monitor?.on('sample', onSample);
+      controller.start();
+      return addr;
+    },
+    close(opts = {}) {
+      closing ??= (async () => {
+        deps.monitor?.off('sample', onSample);
+        await controller.close(opts);
+        await server.close();
+        await client.close();
+        db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// The controller's arithmetic (slide 18), pure so it can be tested on numbers: the measurement it
+// acts on, the redirect probability Pr it steers towards, and the rate Rr a rescuer grants.
+import type { MonitorSample } from '../monitor/types.js';
+import type { Region } from '../monitor/regions.js';
+
+/** What one tick acts on: the busiest enabled resource (DESIGN.md "Workload monitoring"). */
+export interface Measure {
+  readonly region: Region;
+  /** Busiest resource's utilisation (value / capacity). */
+  readonly util: number;
+  /** Its thresholds; the middle of the desired band is the target u*. */
+  readonly lower: number;
+  readonly upper: number;
+  /** Requests/s arriving at the front (redirected ones included). */
+  readonly rate: number;
+}
+
+export function measureOf(sample: MonitorSample): Measure {
+  let best: { util: number; lower: number; upper: number } | null = null;
+  for (const r of Object.values(sample.resources)) {
+    if (r.region === null || r.utilisation === null) continue;
+    if (best === null || r.utilisation > best.util)
+      best = { util: r.utilisation, lower: r.lower, upper: r.upper };
+  }
+  return {
+    region: sample.region,
+    util: best?.util ?? 0,
+    lower: best?.lower ?? 0.5,
+    upper: best?.upper ?? 0.8,
+    rate: sample.rates.requests,
+  };
+}
+
+/** u*: the middle of the desired band. */
+export const desiredUtil = (m: Measure): number => (m.lower + m.upper) / 2;
+
+const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
+
+/**
+ * The Pr that would bring the local load to u*: the local load is proportional to the share
+ * (1 - Pr) served here, so u* = u (1 - Pr') / (1 - Pr), i.e. Pr' = 1 - u* (1 - Pr) / u.
+ */
+export function targetPr(pr: number, m: Measure): number {
+  if (!(m.util > 0)) return 0;
+  return clamp01(1 - (desiredUtil(m) * (1 - pr)) / m.util);
+}
+
+/** Moves Pr towards `target` by at most `stepMax` (rescue.pr_step_max), so one noisy sample cannot swing it. */
+export function stepPr(pr: number, target: number, stepMax: number): number {
+  const d = Math.max(-stepMax, Math.min(stepMax, target - pr));
+  const next = clamp01(pr + d);
+  // Tiny leftovers would keep a rescue alive for nothing.
+  return next < 0.005 ? 0 : next;
+}
+
+/** Request rate a rescuer can still give away: its budget (max_share of capacity) less what it granted, and its headroom now. */
+export function spareRate(m: Measure | null, capacity: number, maxShare: number, granted: number): number {
+  if (!(capacity > 0)) return 0;
+  const budget = maxShare * capacity - granted;
+  const headroom = m === null ? budget : Math.max(0, desiredUtil(m) - m.util) * capacity;
+  return Math.max(0, Math.floor(Math.min(budget, headroom)));
+}
+
+/** Rr for an SOS asking for `want`: what is wanted, within what can be spared (slide 18, "provide rescue"). */
+export function grantRate(want: number, spare: number): number {
+  return Math.max(0, Math.floor(Math.min(want, spare)));
+}
+
+/** Rr scaled down while heavy: in proportion to u* / u, and by at least 20% per step. */
+export function lowerRate(rate: number, m: Measure): number {
+  const f = m.util > 0 ? Math.min(0.8, desiredUtil(m) / m.util) : 0.8;
+  return Math.floor(rate * f);
+}
