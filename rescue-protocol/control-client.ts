@@ -89,7 +89,16 @@ export class ControlClient {
     } as unknown as RequestEnvelopeOf<T>; // TS cannot correlate T across the union
     const sealed = sealEnvelope(envelope, this.opts.self.privateKey);
     const timeoutMs = options.timeoutMs ?? this.opts.timeoutMs ?? 5_000;
-    const timeout = AbortSignal.timeout(timeoutMs);
+    // One controller per send, aborted by the timeout or by close(). (Not AbortSignal.any on the
+    // long-lived close signal: on Node 20 that can keep every per-send signal alive.)
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, timeoutMs);
+    const onClose = (): void => abort.abort();
+    this.aborter.signal.addEventListener('abort', onClose, { once: true });
 
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
@@ -100,7 +109,7 @@ export class ControlClient {
         headers: sealed.headers,
         body: sealed.bytes,
         dispatcher: this.agent,
-        signal: AbortSignal.any([timeout, this.aborter.signal]),
+        signal: abort.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
@@ -112,18 +121,16 @@ export class ControlClient {
       if (this.aborter.signal.aborted)
         throw new RescueError('RSC_ERR_CLOSED', 'control client', { cause: err });
       const code = (err as { code?: string }).code ?? '';
-      if (timeout.aborted || /TIMEOUT/.test(code)) {
+      if (timedOut || /TIMEOUT/.test(code)) {
         throw new RescueError('RSC_ERR_PEER_TIMEOUT', `${peer.id} (${url}) after ${timeoutMs} ms`, {
           cause: err,
         });
       }
-      throw new RescueError(
-        'RSC_ERR_PEER_UNREACHABLE',
-        `${peer.id} (${url}): ${code || (err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
+      const detail = `${peer.id} (${url}): ${code || (err as Error).message}`;
+      throw new RescueError('RSC_ERR_PEER_UNREACHABLE', detail, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      this.aborter.signal.removeEventListener('abort', onClose);
     }
     if (bytes === null) throw new RescueError('RSC_ERR_BAD_REPLY', `${peer.id}: reply larger than the cap`);
 

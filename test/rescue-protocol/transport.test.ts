@@ -282,6 +282,24 @@ describe('ControlClient failures', () => {
     }
   });
 
+  it('a peer that sends headers and then stalls the body -> RSC_ERR_PEER_TIMEOUT', async () => {
+    const stall = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"v":1');
+    });
+    await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(stall.address() as AddressInfo).port}`;
+      const err = (await origin.client
+        .send({ ...rescuer.peer(), control_url: url }, 'KEEPALIVE', { session: 's' }, { timeoutMs: 300 })
+        .catch((e: unknown) => e)) as RescueError;
+      expect(err.code).toBe('RSC_ERR_PEER_TIMEOUT');
+    } finally {
+      stall.closeAllConnections();
+      await new Promise((r) => stall.close(r));
+    }
+  });
+
   it('a bad control_url or public key text is a clear error before anything is sent', async () => {
     await expect(
       origin.client.send({ ...rescuer.peer(), control_url: 'not a url' }, 'KEEPALIVE', { session: 's' }),
