@@ -219,13 +219,24 @@ export class FrontProxy {
     this.onRequest(req, res);
   };
 
-  private readonly onRequest = (req: IncomingMessage, res: ProxyResponse): void => {
+  private readonly onRequest = (req: IncomingMessage, res: ProxyResponse, dequeued?: boolean): void => {
     const snap = this.snap;
     const socket = req.socket as CountedSocket;
     // A connection refused over max_connections still has Node's parser attached.
-    if (socket.writableEnded) {
+    if (socket.writableEnded || socket.destroyed) {
       res.destroy();
       return;
+    }
+    // Pipelined requests go upstream one at a time, as in nginx. Node emits them all at once,
+    // so one connection could otherwise hold the whole upstream pool (max_connections would
+    // bound nothing). Each waits for the response just before it (the common, unpipelined
+    // path costs one property read).
+    if (dequeued !== true) {
+      const current = (socket as { _httpMessage?: ProxyResponse | null })._httpMessage;
+      if (current != null && current !== res) {
+        this.enqueue(socket as PipelinedSocket, current, req, res);
+        return;
+      }
     }
     this.stats.active++;
     const headers = buildRequestHeaders(
@@ -270,6 +281,21 @@ export class FrontProxy {
       bodyTimeout: snap.bodyTimeout,
     });
   };
+
+  /** Start `req` when the response before it on this connection closes (pipelining). */
+  private enqueue(
+    socket: PipelinedSocket,
+    current: ProxyResponse,
+    req: IncomingMessage,
+    res: ProxyResponse,
+  ): void {
+    const prev = socket[kPipelineTail] ?? current;
+    socket[kPipelineTail] = res;
+    res.once('close', () => {
+      if (socket[kPipelineTail] === res) socket[kPipelineTail] = null;
+    });
+    prev.once('close', () => this.onRequest(req, res, true));
+  }
 
   /** Answer a request we will not forward (counted as a finished request). */
   private reject(req: IncomingMessage, res: ProxyResponse, code: ProxyErrorCode): void {
@@ -350,6 +376,10 @@ export class FrontProxy {
     refuseSocket(socket, prx);
   }
 }
+
+/** The last pipelined response waiting on a connection, so the next one queues behind it. */
+const kPipelineTail = Symbol('dotslash.pipelineTail');
+type PipelinedSocket = Socket & { [kPipelineTail]?: ProxyResponse | null };
 
 /** Write a complete error response on a raw socket, then close it without racing an RST. */
 function refuseSocket(socket: Socket, code: ProxyErrorCode): void {
