@@ -16,9 +16,11 @@ import type { MemberIdentity } from './keys.js';
 import {
   parseReplyBody,
   replyTypeFor,
+  type ReplyBodies,
   type ReplyBody,
   type ReplyEnvelope,
   type RequestEnvelope,
+  type RequestEnvelopeOf,
   type RequestType,
 } from './messages.js';
 import { NonceCache, type NonceCacheOptions } from './replay.js';
@@ -27,6 +29,22 @@ import { NonceCache, type NonceCacheOptions } from './replay.js';
 export type VerifiedMessage = RequestEnvelope;
 
 export type MessageHandler = (msg: VerifiedMessage) => Promise<ReplyBody> | ReplyBody;
+
+/** One typed handler per request type; a type left out is refused with RSC_ERR_OUT_OF_STATE. */
+export type TypedHandlers = {
+  [T in RequestType]?: (msg: RequestEnvelopeOf<T>) => Promise<ReplyBodies[T]> | ReplyBodies[T];
+};
+
+/** Builds an onMessage that dispatches on `type`, so each handler sees its body typed. */
+export function routeByType(handlers: TypedHandlers): MessageHandler {
+  return (msg) => {
+    const handler = handlers[msg.type] as
+      ((m: VerifiedMessage) => Promise<ReplyBody> | ReplyBody) | undefined;
+    if (!handler)
+      throw new RescueError('RSC_ERR_OUT_OF_STATE', `this member does not take ${msg.type} messages`);
+    return handler(msg);
+  };
+}
 
 /** Splits "HOST:PORT" / "[v6]:PORT". */
 export function parseHostPort(listen: string): { host: string; port: number } {

@@ -9,6 +9,7 @@ import {
   generateKeyPair,
   parsePrivateKey,
   RescueError,
+  routeByType,
   sealEnvelope,
   verifyBytes,
   parsePublicKey,
@@ -207,6 +208,36 @@ describe('refusals by the session layer travel as signed ERRORs', () => {
         want_rate: 5,
       }).catch((e: unknown) => e)) as RescueError;
       expect(err.code).toBe('RSC_ERR_INTERNAL');
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('routeByType', () => {
+  it('gives each handler its typed message and refuses types nobody handles with RSC_ERR_OUT_OF_STATE', async () => {
+    const rates: number[] = [];
+    const { members, close } = await startMembers(['o.test', 'r.test'], {
+      handlers: {
+        'o.test': routeByType({
+          RATE: (msg) => {
+            rates.push(msg.body.rate); // typed: RateBody
+            return { ok: true };
+          },
+          KEEPALIVE: async (msg) => ({ ok: true, session: msg.body.session, lease_ms: 9_000 }),
+        }),
+      },
+    });
+    try {
+      const r = members['r.test']!.client;
+      const o = members['o.test']!.peer();
+      await r.send(o, 'RATE', { session: 's', rate: 42 });
+      expect(rates).toEqual([42]);
+      expect((await r.send(o, 'KEEPALIVE', { session: 's' })).body.lease_ms).toBe(9_000);
+      await expect(r.send(o, 'PURGE', { session: 's', urls: ['/'] })).rejects.toMatchObject({
+        code: 'RSC_ERR_OUT_OF_STATE',
+        remote: { status: 409, authenticated: true },
+      });
     } finally {
       await close();
     }
