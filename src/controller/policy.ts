@@ -58,7 +58,8 @@ export function spareRate(m: Measure | null, capacity: number, maxShare: number,
   if (!(capacity > 0)) return 0;
   const budget = maxShare * capacity - granted;
   const headroom = m === null ? budget : Math.max(0, desiredUtil(m) - m.util) * capacity;
-  return Math.max(0, Math.floor(Math.min(budget, headroom)));
+  // The epsilon keeps 0.65 - 0.55 = 0.0999... from costing a whole request/s.
+  return Math.max(0, Math.floor(Math.min(budget, headroom) + 1e-6));
 }
 
 /** Rr for an SOS asking for `want`: what is wanted, within what can be spared (slide 18, "provide rescue"). */
