@@ -2,6 +2,8 @@
 // that hands messages straight to other in-process controllers (for decision tests, where the
 // wire is not the point; test/controller/members.test.ts uses the real ControlServer/Client).
 import pino from 'pino';
+import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
+import type { RescueServingView } from '../../proxy/rescue/view.js';
 import {
   RescueError,
   type Peer,
@@ -155,8 +157,8 @@ export interface TestMember {
   readonly controller: RescueController;
   readonly table: SessionTable;
   readonly db: StateDb;
-  readonly redirects: import('../../proxy/redirect/index.js').RedirectSnapshot[];
-  readonly views: import('../../proxy/rescue/view.js').RescueServingView[];
+  readonly redirects: RedirectSnapshot[];
+  readonly views: RescueServingView[];
   readonly purges: unknown[];
 }
 
