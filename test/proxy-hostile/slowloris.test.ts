@@ -10,7 +10,7 @@ const REQUEST_MS = 2_500;
 const KEEPALIVE_MS = 1_000;
 const BODY_IDLE_MS = 1_000;
 /** How late past its timeout a cut-off may come (the timer check runs on an interval). */
-const SLACK_MS = 2_000;
+const SLACK_MS = 3_000;
 
 let upstream: Upstream;
 let front: StartedProxy;
