@@ -13,7 +13,6 @@ export const ControllerErrors = {
   CTL_ERR_MAX_SESSIONS: { message: 'this member already serves rescue.max_sessions rescue sessions' },
   CTL_ERR_NO_SPARE: { message: 'no spare capacity left within rescue.max_share' },
   CTL_ERR_ALREADY_RESCUING: { message: 'this member already rescues that origin' },
-  CTL_ERR_NO_NAME: { message: 'rescue needs this member\'s name (config key "name")' },
 } as const satisfies Record<string, { message: string }>;
 
 export type ControllerErrorCode = keyof typeof ControllerErrors;
