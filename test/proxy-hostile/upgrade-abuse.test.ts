@@ -2,6 +2,7 @@
 // client's bytes must not reach the upstream raw (they would bypass our parser: smuggling with
 // spoofed X-Forwarded-For, no limits, no log), and an upstream that never answers gets a 504.
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -62,6 +63,60 @@ describe('upgrade abuse', () => {
     expect(bodyOf(res.text)).toContain('PRX_ERR_UPSTREAM_HEADERS_TIMEOUT');
     expect(res.closed).toBe(true);
     expect(await waitFor(() => front.proxy.stats.active === 0, 3_000)).toBe(true);
+  });
+
+  it('300 upgrades aborted at every stage leave no tunnel, request or upstream socket behind', async () => {
+    const server = http.createServer((_req, res) => res.end('plain'));
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    const upSockets = new Set<net.Socket>();
+    server.on('connection', (s) => {
+      upSockets.add(s);
+      s.on('close', () => upSockets.delete(s));
+    });
+    // Upgrades to this path get no answer at all (the upstream holds them).
+    server.on('upgrade', (req, socket) => {
+      if (req.url === '/hold') socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const p = await startProxy([`http://127.0.0.1:${(server.address() as AddressInfo).port}`], {
+      timeouts: { header_ms: HEADER_MS },
+    });
+    try {
+      const stageOf = (i: number): 'head' | 'waiting' | 'open' =>
+        (['head', 'waiting', 'open'] as const)[i % 3]!;
+      const one = (i: number): Promise<void> =>
+        new Promise((resolve) => {
+          const stage = stageOf(i);
+          const sock = net.connect(p.port, '127.0.0.1');
+          sock.on('error', () => {});
+          sock.on('close', () => resolve());
+          const path = stage === 'waiting' ? '/hold' : '/ws';
+          sock.once('connect', () => {
+            if (stage === 'head') {
+              sock.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n`);
+              setTimeout(() => sock.destroy(), 5);
+              return;
+            }
+            sock.write(`GET ${path} HTTP/1.1\r\n${UPGRADE}`);
+            if (stage === 'waiting') return void setTimeout(() => sock.destroy(), 20);
+            sock.once('data', () => sock.destroy()); // the 101 arrived: tunnel open, walk away
+          });
+        });
+      for (let i = 0; i < 300; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => one(i + j)));
+      expect(await waitFor(() => p.proxy.stats.active === 0 && p.proxy.stats.connections === 0, 5_000)).toBe(
+        true,
+      );
+      expect(
+        await waitFor(() => upSockets.size === 0, 5_000),
+        `${upSockets.size} upstream sockets left`,
+      ).toBe(true);
+    } finally {
+      await p.close();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('control: a real WebSocket upgrade still tunnels, including a message sent right after open', async () => {
