@@ -11,11 +11,14 @@ import type { Snapshot } from './snapshot.js';
 import { UpstreamSet, type Upstream } from './upstreams.js';
 import type { ProxyStats } from './stats.js';
 import type pino from 'pino';
+import type { AccessLine } from './access-log.js';
 
 /** What every exchange of one FrontProxy shares (set once, never per request). */
 export interface FrontContext {
   readonly stats: ProxyStats;
   readonly accessLog: pino.Logger | null;
+  /** Per-request line writer for accessLog (null = no access log, one check per request). */
+  readonly accessLine: AccessLine | null;
   readonly logger: pino.Logger;
   /** True once close() began: responses then carry `Connection: close`. */
   draining: boolean;
@@ -283,21 +286,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const status = res.headersSent ? res.statusCode : 499;
     if (this.errorCode !== null && ProxyErrors[this.errorCode].status < 500) stats.clientErrors++;
     stats.recordResponse(status, totalMs, this.upstreamMs);
-    const log = ctx.accessLog;
-    if (log !== null) {
-      const line: Record<string, unknown> = {
-        remote: socket.remoteAddress,
-        method: this.req.method,
-        url: this.req.url,
+    const line = ctx.accessLine;
+    if (line !== null) {
+      const req = this.req;
+      line(
+        socket.remoteAddress,
+        req.method,
+        req.url,
         status,
         bytes,
-        upstream_ms: this.upstreamMs === undefined ? null : round3(this.upstreamMs),
-        total_ms: round3(totalMs),
-      };
-      // Rare fields are added only when present: the common line keeps one object shape.
-      if (this.errorCode !== null) line.error = this.errorCode;
-      if (!res.writableFinished) line.aborted = true;
-      log.info(line);
+        this.upstreamMs === undefined ? null : round3(this.upstreamMs),
+        round3(totalMs),
+        this.errorCode,
+        !res.writableFinished,
+      );
     }
   }
 }

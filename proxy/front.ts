@@ -8,6 +8,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type pino from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../src/config/schema.js';
+import { accessLineWriter } from './access-log.js';
 import { ProxyError, rawErrorResponses, type ProxyErrorCode } from './errors.js';
 import {
   Exchange,
@@ -77,7 +78,14 @@ export class FrontProxy {
   constructor(opts: FrontProxyOptions) {
     this.stats = opts.stats ?? new ProxyStats();
     this.logger = opts.logger;
-    this.ctx = { stats: this.stats, accessLog: opts.accessLog ?? null, logger: opts.logger, draining: false };
+    const accessLog = opts.accessLog ?? null;
+    this.ctx = {
+      stats: this.stats,
+      accessLog,
+      accessLine: accessLineWriter(accessLog),
+      logger: opts.logger,
+      draining: false,
+    };
     this.snap = prepareSnapshot(opts.config, null).snapshot;
     const cfg = opts.config;
     const t = cfg.timeouts;

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAccessLogger } from '../../proxy/access-log.js';
+import pino from 'pino';
+import { accessLineWriter, createAccessLogger } from '../../proxy/access-log.js';
 import { freePort, request, startProxy, startUpstream, type RunningProxy, type Upstream } from './helpers.js';
 
 let up: Upstream | null = null;
@@ -79,6 +80,34 @@ describe('access log', () => {
     ];
     expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]', host: 'h' });
     expect(line.res.headers['set-cookie']).toBe('[redacted]');
+  });
+
+  it('the pre-formatted line equals what pino writes for the same fields, URLs escaped', async () => {
+    const fastFile = tempFile();
+    const plainFile = fastFile.replace('access.log', 'plain.log');
+    const fast = createAccessLogger({ enabled: true, output: fastFile })!;
+    const plain = pino(
+      { base: { log: 'access' } },
+      pino.destination({ dest: plainFile, sync: true, mkdir: true }),
+    );
+    const url = '/a"b\\c?d=\u00e9';
+    for (const log of [fast, plain]) {
+      accessLineWriter(log)!('127.0.0.1', 'GET', url, 200, 10, 1.5, 2.25, 'PRX_ERR_INTERNAL', true);
+      accessLineWriter(log)!(undefined, 'POST', '/', 502, 0, null, 3, null, false);
+      await new Promise<void>((r) => log.flush(() => r()));
+    }
+    const strip = (l: Record<string, unknown>): Record<string, unknown> => ({ ...l, time: 0 });
+    const a = lines(fastFile).map(strip);
+    expect(a).toEqual(lines(plainFile).map(strip));
+    expect(a[0]).toMatchObject({ level: 30, log: 'access', url, error: 'PRX_ERR_INTERNAL', aborted: true });
+    expect(a[1]).toMatchObject({ upstream_ms: null });
+    expect(a[1]).not.toHaveProperty('remote');
+    expect(a[1]).not.toHaveProperty('error');
+  });
+
+  it('a logger above info level writes nothing', () => {
+    expect(accessLineWriter(pino({ level: 'warn' }))).toBeNull();
+    expect(accessLineWriter(null)).toBeNull();
   });
 
   it('is null when disabled', () => {
