@@ -195,7 +195,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.fail(err);
   }
 
-  /** One more attempt for requests that provably never reached an application (see README). */
+  /**
+   * One more attempt, only where repeating cannot surprise the application: a connection that
+   * never opened (nothing was sent; another upstream is tried), or a reused keep-alive socket
+   * reset before any response byte for an idempotent method without a body (RFC 9110 §9.2.2,
+   * RFC 9112 §9.3.1).
+   */
   private retry(err: Error, code: string | undefined): boolean {
     if (this.attempts > 0 || this.body !== null || this.opts === null || this.upstream === null) return false;
     const connectFailed =
