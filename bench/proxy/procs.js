@@ -1,7 +1,7 @@
 // Child-process plumbing for the proxy bench: spawn (optionally pinned with taskset), wait for
 // a port to answer, kill everything we started on any exit path, and account CPU time so a run
 // can say how much of the machine *other* processes took while it measured.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -171,8 +171,31 @@ function procJiffies(pid) {
   }
 }
 
-/** Our process tree: this process and every live descendant (nginx workers included). */
-function treePids() {
+/** CPU ms (user + system, all threads, not children) used so far by `root` and its live descendants. */
+export function treeCpuMs(root) {
+  let jiffies = 0;
+  for (const pid of treePids(root)) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      jiffies += Number(f[11]) + Number(f[12]);
+    } catch {
+      // Gone.
+    }
+  }
+  return (jiffies * 1000) / CLK_TCK;
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** A process tree: `root` (default this process) and every live descendant (nginx workers included). */
+function treePids(root = process.pid) {
   const parent = new Map();
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -183,7 +206,7 @@ function treePids() {
       // Process ended while we looked.
     }
   }
-  const mine = new Set([process.pid]);
+  const mine = new Set([root]);
   let grew = true;
   while (grew) {
     grew = false;

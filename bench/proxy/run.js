@@ -22,6 +22,7 @@ import {
   say,
   setNiceness,
   sleep,
+  treeCpuMs,
   start,
   waitQuiet,
   waitReady,
@@ -308,7 +309,13 @@ function machine() {
   };
 }
 
-async function throughput(targets, noise) {
+/**
+ * `pids`: for each target, the root pid of the proxy process(es) to charge CPU to (none for
+ * direct), plus `upstream`. CPU time per request is far less disturbed by other work than
+ * req/s (a descheduled proxy serves fewer requests but spends the same CPU on each), so it
+ * is the steadier measure of how much leaner one proxy is than another.
+ */
+async function throughput(targets, noise, pids) {
   const res = {};
   for (const size of sizes) {
     res[size] = {};
@@ -321,12 +328,19 @@ async function throughput(targets, noise) {
       for (const name of order) {
         const url = `${targets[name]}/${size}`;
         await wrk(url, { connections, seconds: warmupS, cpus: layout.load });
-        const { value: w, noise: f } = await measured(`${size} ${name}`, () =>
-          wrk(url, { connections, seconds: durationS, cpus: layout.load }),
-        );
+        const { value: w, noise: f } = await measured(`${size} ${name}`, async () => {
+          const p0 = pids[name] ? treeCpuMs(pids[name]) : 0;
+          const u0 = treeCpuMs(pids.upstream);
+          const res = await wrk(url, { connections, seconds: durationS, cpus: layout.load });
+          const n = res.requests || 1;
+          res.proxyCpuUs = pids[name] ? ((treeCpuMs(pids[name]) - p0) * 1000) / n : null;
+          res.upstreamCpuUs = ((treeCpuMs(pids.upstream) - u0) * 1000) / n;
+          return res;
+        });
         noise.push(f);
         say(
           `round ${r + 1}/${rounds} ${size} ${name}: ${Math.round(w.rps)} req/s, p99 ${w.latencyMs.p99} ms` +
+            (w.proxyCpuUs !== null ? `, proxy CPU ${Math.round(w.proxyCpuUs)} us/req` : '') +
             `${w.errors || w.non2xx ? `, errors ${w.errors}, non-2xx ${w.non2xx}` : ''}, other processes ${Math.round(f * 100)}% CPU`,
         );
         if (w.errors || w.non2xx)
@@ -341,11 +355,15 @@ async function throughput(targets, noise) {
     for (const name of names) {
       const runs = res[size][name];
       const chosen = pickRun(runs, (a, b) => a.rps > b.rps);
+      // CPU per request: the median of the rounds (it is steady; no need to pick).
+      const cpu = runs.map((w) => w.proxyCpuUs).filter((x) => x !== null);
       out[size][name] = {
         rps: chosen.rps,
         p50: chosen.latencyMs.p50,
         p99: chosen.latencyMs.p99,
-        runs: runs.map((w) => ({ rps: w.rps, p99: w.latencyMs.p99 })),
+        cpuUs: cpu.length ? [...cpu].sort((a, b) => a - b)[cpu.length >> 1] : null,
+        upstreamCpuUs: [...runs.map((w) => w.upstreamCpuUs)].sort((a, b) => a - b)[runs.length >> 1],
+        runs: runs.map((w) => ({ rps: w.rps, p99: w.latencyMs.p99, cpuUs: w.proxyCpuUs })),
       };
     }
   }
@@ -504,6 +522,7 @@ async function main() {
     // "ours-nolog" the same with the access log off.
     // --variant NAME=SCRIPT adds any script taking --listen/--upstream (bench/proxy/experiments/).
     const variants = {};
+    const pids = { upstream: upstream.child.pid, nginx: nginx.pid, ours: ours.child.pid };
     const wanted = opt.variants
       ? [
           ['ours-core', 'bench/proxy/ours.js', []],
@@ -518,11 +537,12 @@ async function main() {
     for (const [tag, script, args] of wanted) {
       const v = await startOurs({ dir, upstreamPort: upstream.port, tag, script, runnerArgs: args });
       targetsUrls[tag] = `http://127.0.0.1:${v.port}`;
+      pids[tag] = v.child.pid;
       variants[tag] = v.how;
     }
     const m = machine();
     const noise = [];
-    const tp = await throughput(targetsUrls, noise);
+    const tp = await throughput(targetsUrls, noise, pids);
     const lat = await latency({ direct: up, nginx: targetsUrls.nginx, ours: targetsUrls.ours }, tp, noise);
 
     const oursLog = logStats(ours.logFile);
