@@ -8,7 +8,8 @@ import { AdminServer } from './admin/server.js';
 import { resolveAdminToken } from './admin/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
 import { deepFreeze, loadConfigFile } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { effectiveRescueMode, type Config } from './config/schema.js';
+import { createRescueControl, type RescueControl } from './controller/create.js';
 import { WorkloadMonitor } from './monitor/monitor.js';
 
 export interface DaemonOptions {
@@ -26,6 +27,8 @@ export interface DaemonOptions {
 export interface DaemonAddresses {
   front: AddressInfo;
   admin: AddressInfo;
+  /** The rescue control listener; absent when rescue is off at start. */
+  control?: AddressInfo;
 }
 
 export type ReloadResult = { ok: true; restartNeeded: string[] } | { ok: false; error: string };
@@ -61,6 +64,12 @@ const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   ['admin.token_env', (c) => c.admin.token_env],
   ['admin.token_file', (c) => c.admin.token_file],
   ['proxy.access_log', (c) => JSON.stringify(c.proxy.access_log)],
+  ['name', (c) => c.name],
+  ['control.listen', (c) => c.control.listen],
+  ['identity.key_file', (c) => c.identity.key_file],
+  ['state_file', (c) => c.state_file],
+  // The control plane exists only if rescue was not off at start (the admin kill switch covers on <-> observe).
+  ['rescue.mode', (c) => effectiveRescueMode(c) === 'off'],
 ];
 
 export class Daemon {
@@ -70,6 +79,7 @@ export class Daemon {
   #proxy: FrontProxy | undefined;
   #monitor: WorkloadMonitor | undefined;
   #admin: AdminServer | undefined;
+  #rescue: RescueControl | undefined;
   #accessLog: pino.Logger | null = null;
   #token: string | undefined;
   #addresses: DaemonAddresses | undefined;
@@ -90,6 +100,15 @@ export class Daemon {
 
   get addresses(): DaemonAddresses | undefined {
     return this.#addresses;
+  }
+
+  /**
+   * The rescue control plane (issue 3), when rescue was not off at start. The data path is wired
+   * to its outputs by whoever owns the front proxy: controller.redirectSnapshot() /
+   * servingView(), or the publish callbacks of createRescueControl.
+   */
+  get rescue(): RescueControl | undefined {
+    return this.#rescue;
   }
 
   /** The admin token in use (resolved at start unless given). */
@@ -135,11 +154,23 @@ export class Daemon {
         throw new ListenError('admin', cfg.admin.listen, err);
       });
 
-      this.#addresses = { front, admin: adminAddr };
+      // Rescue control (slide 17-18): only when rescue is on or observe, which the schema allows
+      // only with a name. Its listener is separate from site traffic.
+      let control: AddressInfo | undefined;
+      if (effectiveRescueMode(cfg) !== 'off') {
+        const rescue = createRescueControl(cfg, { logger: this.#log, monitor });
+        this.#rescue = rescue;
+        control = await rescue.start().catch((err: unknown) => {
+          throw new ListenError('control', cfg.control.listen, err);
+        });
+      }
+
+      this.#addresses = control ? { front, admin: adminAddr, control } : { front, admin: adminAddr };
       this.#log.info(
         {
           front: `${front.address}:${front.port}`,
           admin: `${adminAddr.address}:${adminAddr.port}`,
+          ...(control ? { control: `${control.address}:${control.port}` } : {}),
           upstreams: cfg.proxy.upstreams,
           config: this.#opts.configPath ?? '(flags)',
         },
@@ -188,12 +219,18 @@ export class Daemon {
       ...next,
       proxy: { ...next.proxy, listen: cur.proxy.listen, access_log: cur.proxy.access_log },
       admin: cur.admin,
+      // The member's identity and its state file are bound at start too.
+      name: cur.name,
+      control: cur.control,
+      identity: cur.identity,
+      state_file: cur.state_file,
     }) as Config;
     try {
       // The monitor validates its new sources first (it throws and keeps its old config if, say,
       // an interface does not exist), so nothing is half-applied when it refuses.
       this.#monitor?.update(applied.monitor);
       this.#proxy?.update(applied.proxy);
+      this.#rescue?.update(applied);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.#log.error({ err }, `reload failed, keeping the running configuration: ${error}`);
@@ -273,6 +310,8 @@ export class Daemon {
         this.#log.error({ err }, `error closing ${what}`);
       }
     };
+    // Rescue first: SHUTDOWN tells peers at once, so nobody redirects to or through us while we drain.
+    await step('rescue control', () => this.#rescue?.close());
     // The admin listener stays up while the front drains so /readyz can report 503.
     await step('front proxy', () => this.#proxy?.close(drainMs));
     await step('workload monitor', () => this.#monitor?.close());
@@ -289,6 +328,7 @@ export class Daemon {
       config: this.#opts.configPath ?? null,
       upstreams: this.#config.proxy.upstreams,
       draining: this.#closing !== undefined,
+      ...(this.#rescue ? { rescue: this.#rescue.controller.status() } : {}),
     };
   }
 }
