@@ -192,6 +192,18 @@ export class PullThroughCache {
     this.fetch(ask, key, e);
   }
 
+  /**
+   * Relay a request to the origin without the cache (X-Cache: BYPASS): for a session's names
+   * while they drain after the session ended (issue 3 item 5), before dropOrigin().
+   */
+  passThrough(req: IncomingMessage, res: ServerResponse, origin: CacheOrigin): void {
+    const st = this.origins.get(origin.id) ?? this.newOrigin(origin.id);
+    st.counters.requests++;
+    this.counters.requests++;
+    if (req.url!.charCodeAt(0) !== 0x2f) return this.relay.sendError(res, 'PRX_ERR_BAD_REQUEST');
+    this.relay.pass(req, res, origin, st.counters);
+  }
+
   /** Drop cached URLs of an origin (PURGE). A path matches itself and its query variants; a trailing `*` makes it a prefix. */
   purge(originId: string, paths: readonly string[]): number {
     const st = this.origins.get(originId);

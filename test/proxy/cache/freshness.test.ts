@@ -1,5 +1,7 @@
 // What is stored and for how long: shared-cache storability, max-age expiry, revalidation
 // with validators, stale-if-error, micro-caching, purge and session end.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, reply, sleep, startOrigin, startRescuer, type Origin, type Rescuer } from './helpers.js';
 
@@ -9,6 +11,19 @@ afterEach(async () => {
   await rescuer?.close();
   await origin?.close();
 });
+
+/** A second server on the same cache whose handler is passThrough (the drain path). */
+async function startRescuerLike(r: Rescuer): Promise<string> {
+  const server = http.createServer((req, res) => r.cache.passThrough(req, res, r.origin));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const close = r.close;
+  r.close = async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await close();
+  };
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
 
 async function twice(path: string, headers: Record<string, string> = {}): Promise<string[]> {
   const a = await get(`${rescuer.url}${path}`, { headers });
@@ -243,6 +258,21 @@ describe('purge and session end', () => {
     rescuer.cache.purge('origin.example', ['/p']);
     expect((await pending).body.toString()).toBe('old');
     expect(rescuer.store.stats().entries).toBe(0);
+  });
+
+  it('passThrough relays to the origin without reading or filling the cache (drain)', async () => {
+    origin = await startOrigin((req, res) =>
+      reply(res, 200, { 'cache-control': 'max-age=60' }, `v${origin.seen.length}`),
+    );
+    rescuer = await startRescuer(origin.url);
+    await get(`${rescuer.url}/cached`);
+    const drain = await startRescuerLike(rescuer);
+    const a = await get(`${drain}/cached`);
+    expect(a.headers['x-cache']).toBe('BYPASS');
+    expect(a.body.toString()).toBe('v2');
+    await get(`${drain}/fresh`);
+    expect(origin.count('/cached')).toBe(2);
+    expect(rescuer.store.stats().entries).toBe(1);
   });
 
   it('dropOrigin removes the entries of the session and returns its counters', async () => {
