@@ -1,0 +1,337 @@
+// A DotSlash community on one machine: one origin and N rescuers, each a separate daemon process
+// (`dotslash start -c <generated config>`) on its own 127.0.0.x address, with generated keys,
+// admin tokens, state files and configs that list each other as peers. Used by `dotslash demo`
+// and by the integration tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { generateKeyPair, writePrivateKey } from '../../rescue-protocol/keys.js';
+import { startDemoSite, type DemoSite } from './site.js';
+
+export type MemberRole = 'origin' | 'rescuer';
+
+/** Rescue settings the community runs with (short, so a whole cycle takes seconds to a minute). */
+export interface RescueTuning {
+  tick_ms: number;
+  lease_ms: number;
+  acquire_hold_ms: number;
+  release_hold_ms: number;
+  pr_zero_hold_ms: number;
+  decline_hold_ms: number;
+  pr_step_max: number;
+  dns_ttl_s: number;
+  drain_ms: number;
+  max_share: number;
+}
+
+export const DEMO_TUNING: RescueTuning = {
+  tick_ms: 500,
+  lease_ms: 6_000,
+  acquire_hold_ms: 5_000,
+  release_hold_ms: 5_000,
+  pr_zero_hold_ms: 3_000,
+  decline_hold_ms: 5_000,
+  pr_step_max: 0.2,
+  dns_ttl_s: 2,
+  drain_ms: 4_000,
+  max_share: 0.5,
+};
+
+export interface CommunityOptions {
+  /** Directory for configs, keys, tokens, state files and logs (created). */
+  baseDir: string;
+  /** Origin's site capacity in requests/s (the limiter, and its monitor's request_rate capacity). */
+  originRps: number;
+  /** Each rescuer's request_rate capacity (default 10 x originRps). */
+  rescuerRps?: number;
+  /** Addresses: the origin's first, then one per rescuer (default 127.0.0.2 .. 127.0.0.5). */
+  hosts?: readonly string[];
+  /** Member names (default origin.test, rescue-a.test, ...). */
+  names?: readonly string[];
+  tuning?: Partial<RescueTuning>;
+  /** rescue.mode per member name (default on). */
+  modes?: Readonly<Record<string, 'on' | 'observe' | 'off'>>;
+  /** The command that runs the dotslash CLI (default: the running one: node [execArgv] argv[1]). */
+  entry?: readonly string[];
+  logLevel?: string;
+}
+
+export interface Member {
+  readonly name: string;
+  readonly role: MemberRole;
+  readonly host: string;
+  readonly dir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  readonly stateFile: string;
+  readonly keyFile: string;
+  readonly publicKey: string;
+  readonly token: string;
+  readonly tokenFile: string;
+  /** http://host:port of the front (site traffic), admin and control listeners. */
+  readonly frontUrl: string;
+  readonly adminUrl: string;
+  readonly controlUrl: string;
+  /** The URL clients use: http://<name>:<front port> (resolved by the demo's lookup). */
+  readonly publicUrl: string;
+  /** The member's own web site (upstream of its front). */
+  readonly site: DemoSite;
+  child: ChildProcess | null;
+}
+
+export const DEFAULT_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+export const DEFAULT_NAMES = ['origin.test', 'rescue-a.test', 'rescue-b.test', 'rescue-c.test'];
+
+/** A free TCP port on `host` (bind port 0, close). Good enough on loopback for a demo or a test. */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The running CLI's own command line, so children run the same build (dist or tsx). */
+export function defaultEntry(): string[] {
+  // Children run in their member's directory: make `--import tsx`-style loaders absolute first.
+  const args = process.execArgv.map((a, i, all) => {
+    const prev = all[i - 1];
+    if ((prev === '--import' || prev === '--loader') && !/^(\.|\/|file:)/.test(a)) {
+      try {
+        return import.meta.resolve(a);
+      } catch {
+        return a;
+      }
+    }
+    return a;
+  });
+  return [process.execPath, ...args, resolve(process.argv[1]!)];
+}
+
+export class Community {
+  readonly members: readonly Member[];
+  readonly baseDir: string;
+  readonly #entry: readonly string[];
+  readonly #exits = new Map<string, Promise<number | null>>();
+  #stopping: Promise<void> | null = null;
+  readonly #onExit = (): void => this.killAll('SIGKILL');
+
+  private constructor(baseDir: string, members: Member[], entry: readonly string[]) {
+    this.baseDir = baseDir;
+    this.members = members;
+    this.#entry = entry;
+  }
+
+  get origin(): Member {
+    return this.members[0]!;
+  }
+
+  get rescuers(): readonly Member[] {
+    return this.members.slice(1);
+  }
+
+  member(name: string): Member {
+    const m = this.members.find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name}`);
+    return m;
+  }
+
+  /** Sites, keys, tokens and configs; nothing runs yet except the members' own web sites. */
+  static async create(opts: CommunityOptions): Promise<Community> {
+    const hosts = opts.hosts ?? DEFAULT_HOSTS;
+    const names = opts.names ?? DEFAULT_NAMES.slice(0, hosts.length);
+    if (hosts.length < 2 || names.length !== hosts.length)
+      throw new Error('a community needs an origin and at least one rescuer, one name per address');
+    const tuning = { ...DEMO_TUNING, ...opts.tuning };
+    const rescuerRps = opts.rescuerRps ?? 10 * opts.originRps;
+    mkdirSync(opts.baseDir, { recursive: true, mode: 0o700 });
+
+    const members: Member[] = [];
+    try {
+      for (let i = 0; i < hosts.length; i++) {
+        const host = hosts[i]!;
+        const name = names[i]!;
+        const role: MemberRole = i === 0 ? 'origin' : 'rescuer';
+        const dir = join(opts.baseDir, name);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const site = await startDemoSite({ host, ...(role === 'origin' ? { rps: opts.originRps } : {}) });
+        const [front, admin, control] = [await freePort(host), await freePort(host), await freePort(host)];
+        const keyFile = join(dir, 'member.key');
+        const pair = generateKeyPair();
+        writePrivateKey(keyFile, pair.privateKeyPem, { overwrite: true });
+        const token = randomBytes(24).toString('base64url');
+        const tokenFile = join(dir, 'admin.token');
+        writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+        chmodSync(tokenFile, 0o600);
+        members.push({
+          name,
+          role,
+          host,
+          dir,
+          configFile: join(dir, 'dotslash.yaml'),
+          logFile: join(dir, 'daemon.log'),
+          stateFile: join(dir, 'state.db'),
+          keyFile,
+          publicKey: pair.publicKey,
+          token,
+          tokenFile,
+          frontUrl: `http://${host}:${front}`,
+          adminUrl: `http://${host}:${admin}`,
+          controlUrl: `http://${host}:${control}`,
+          publicUrl: `http://${name}:${front}`,
+          site,
+          child: null,
+        });
+      }
+    } catch (err) {
+      await Promise.all(members.map((m) => m.site.close()));
+      throw err;
+    }
+
+    for (const m of members) {
+      const capacity = m.role === 'origin' ? opts.originRps : rescuerRps;
+      const config = {
+        name: m.name,
+        proxy: {
+          listen: hostPortOf(m.frontUrl),
+          upstreams: [urlOfSite(m.site)],
+          via: m.name,
+          access_log: { enabled: false },
+          timeouts: { drain_ms: 2_000 },
+        },
+        admin: { listen: hostPortOf(m.adminUrl), token_file: m.tokenFile },
+        monitor: {
+          interval_ms: 500,
+          smoothing: 0.5,
+          dwell_samples: 2,
+          // The crowd, the sites and four daemons share this machine's CPU: judge load by
+          // requests only, so the demo shows the request-rate capacity at work.
+          cpu: { source: 'processes', capacity: 64 },
+          bytes_out: { capacity: 0 },
+          bytes_in: { capacity: 0 },
+          request_rate: { capacity, lower: 0.5, upper: 0.8 },
+        },
+        log: { level: opts.logLevel ?? 'info' },
+        identity: { key_file: m.keyFile },
+        control: { listen: hostPortOf(m.controlUrl) },
+        site: { names: [m.name], front_url: m.frontUrl, public_url: m.publicUrl },
+        peers: members
+          .filter((p) => p !== m)
+          .map((p) => ({ id: p.name, control_url: p.controlUrl, public_key: p.publicKey })),
+        rescue: {
+          mode: opts.modes?.[m.name] ?? 'on',
+          ...tuning,
+          predictor: { enabled: false },
+        },
+        state_file: m.stateFile,
+      };
+      writeFileSync(m.configFile, stringify(config), { mode: 0o600 });
+    }
+    return new Community(opts.baseDir, members, opts.entry ?? defaultEntry());
+  }
+
+  /** Spawns every daemon and waits until each answers on its admin and control listeners. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    process.on('exit', this.#onExit);
+    for (const m of this.members) this.spawn(m);
+    await Promise.all(this.members.map((m) => this.waitReady(m, timeoutMs)));
+  }
+
+  /** (Re)starts one member's daemon process; its output goes to its log file. */
+  spawn(m: Member): ChildProcess {
+    const fd = openSync(m.logFile, 'a', 0o600);
+    const env = { ...process.env };
+    delete env.DOTSLASH_ADMIN_TOKEN; // each member reads its own token file
+    const child = spawn(this.#entry[0]!, [...this.#entry.slice(1), 'start', '-c', m.configFile], {
+      cwd: m.dir,
+      env,
+      stdio: ['ignore', fd, fd],
+      // Its own process group: a terminal's Ctrl-C reaches the demo, which stops members in order.
+      detached: true,
+    });
+    closeSync(fd);
+    m.child = child;
+    this.#exits.set(
+      m.name,
+      new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ? null : code))),
+    );
+    return child;
+  }
+
+  /** Resolves with the member's exit code (null after a signal). */
+  exited(name: string): Promise<number | null> {
+    return this.#exits.get(name) ?? Promise.resolve(null);
+  }
+
+  async waitReady(m: Member, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited(m.name).then(() => (exited = true));
+    for (;;) {
+      if (exited) throw new Error(`${m.name} exited during start-up:\n${tail(m.logFile)}`);
+      const ok =
+        (await fetch(`${m.adminUrl}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )) && (await canConnect(m.controlUrl));
+      if (ok) return;
+      if (Date.now() > until) throw new Error(`${m.name} not ready in ${timeoutMs} ms:\n${tail(m.logFile)}`);
+      await sleep(100);
+    }
+  }
+
+  /** Sends `signal` to one member's daemon. */
+  kill(name: string, signal: NodeJS.Signals = 'SIGTERM'): void {
+    const c = this.member(name).child;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill(signal);
+  }
+
+  killAll(signal: NodeJS.Signals): void {
+    for (const m of this.members) this.kill(m.name, signal);
+  }
+
+  /** Graceful stop: SIGTERM to every daemon, SIGKILL after `graceMs`; then the sites close. Idempotent. */
+  stop(graceMs = 15_000): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.killAll('SIGTERM');
+      const all = Promise.all(this.members.map((m) => this.exited(m.name)));
+      const timer = setTimeout(() => this.killAll('SIGKILL'), graceMs);
+      await all;
+      clearTimeout(timer);
+      process.off('exit', this.#onExit);
+      await Promise.all(this.members.map((m) => m.site.close()));
+    })();
+    return this.#stopping;
+  }
+}
+
+const hostPortOf = (url: string): string => new URL(url).host;
+const urlOfSite = (s: DemoSite): string => `http://${s.address.address}:${s.address.port}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function canConnect(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = connect(Number(u.port), u.hostname);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The last lines of a log file (for error messages). */
+export function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
