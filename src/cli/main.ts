@@ -1,6 +1,6 @@
-// The `dotslash` command line (commander): proxy, start, validate, example. Exit codes:
+// The `dotslash` command line (commander): proxy, start, validate, example, demo. Exit codes:
 // 0 ok, 1 configuration or usage error, 2 runtime failure (e.g. a port already in use).
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, formatIssue } from '../config/errors.js';
 import { configFromFlags, loadConfigFile } from '../config/load.js';
 import { packageVersion } from './package-info.js';
@@ -93,7 +93,54 @@ function buildProgram(): Command {
       await (await import('./example.js')).runExample(o);
     });
 
+  program
+    .command('demo')
+    .description(
+      'the community demo (what npm start runs): an origin and 3 rescuers on 127.0.0.2-5, each a daemon ' +
+        'process, and a flash crowd at ~10x the origin capacity; shows rescue and release with numbers',
+    )
+    .option(
+      '--duration <s>',
+      'crowd for S seconds, wait for release, print the summary, exit',
+      positiveNumber,
+    )
+    .option('--json', 'stdout carries only the summary as one JSON object')
+    .option(
+      '--crowd-rps <n>',
+      'flash crowd arrival rate in fetches/s (default 10 x origin capacity)',
+      positiveNumber,
+    )
+    .option('--origin-rps <n>', "origin site's capacity in requests/s", positiveNumber, 20)
+    .option(
+      '--base-dir <dir>',
+      'where configs, keys, tokens, state files and logs go (default: a new temp dir)',
+    )
+    .action(
+      async (o: {
+        duration?: number;
+        json?: boolean;
+        crowdRps?: number;
+        originRps: number;
+        baseDir?: string;
+      }) => {
+        const { runDemo } = await import('../demo/run.js');
+        process.exitCode = await runDemo({
+          ...(o.duration !== undefined && { duration: o.duration }),
+          json: o.json === true,
+          ...(o.crowdRps !== undefined && { crowdRps: o.crowdRps }),
+          originRps: o.originRps,
+          ...(o.baseDir !== undefined && { baseDir: o.baseDir }),
+        });
+      },
+    );
+
   return program;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 /**
