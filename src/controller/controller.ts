@@ -1,42 +1,35 @@
 // The rescue controller: the reconciliation loop of slide 18. Every tick it takes the latest
-// measurement, computes the desired Pr, session set and rates, and acts on the difference, so
-// repeated ticks are idempotent. One member is never being rescued and rescuing at once.
+// measurement, computes the desired Pr, session set and rates (origin-side.ts, rescuer-side.ts),
+// and acts on the difference, so repeated ticks are idempotent. One member is never being rescued
+// and rescuing at once.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
 import type { RescueServingView } from '../../proxy/rescue/view.js';
 import {
   RescueError,
-  type OkBody,
   type Peer,
-  type ReplyBodies,
   type ReplyBody,
   type RequestBodies,
   type RequestType,
-  type SosBody,
   type VerifiedMessage,
 } from '../../rescue-protocol/index.js';
 import type { RescueMode } from '../config/schema.js';
 import type { MonitorSample } from '../monitor/types.js';
 import type { Session } from '../sessions/session.js';
 import type { SessionTable } from '../sessions/table.js';
-import { ControllerErrors, type ControllerErrorCode } from './errors.js';
+import type { ControlContext, RescueTransport } from './context.js';
 import { handleMessage, type PurgeRequest } from './inbox.js';
-import { grantRate, lowerRate, measureOf, spareRate, stepPr, targetPr, type Measure } from './policy.js';
+import { describe, OriginSide } from './origin-side.js';
+import { measureOf, type Measure } from './policy.js';
 import { TrafficPredictor } from './predictor.js';
-import { virtualHost, type RescueSettings } from './settings.js';
+import { RescuerSide } from './rescuer-side.js';
+import type { RescueSettings } from './settings.js';
+import { sessionStatus, type ControllerStatus, type MemberState } from './status.js';
 import { buildRedirectSnapshot, buildServingView, servingKey } from './views.js';
 
-/** How the controller talks to peers; ControlClient fits. */
-export interface RescueTransport {
-  send<T extends RequestType>(
-    peer: Peer,
-    type: T,
-    body: RequestBodies[T],
-  ): Promise<{ readonly body: ReplyBodies[T] }>;
-}
-
-export type MemberState = 'normal' | 'sos' | 'rescue';
+export type { RescueTransport } from './context.js';
+export type { ControllerStatus, MemberState, SessionStatus } from './status.js';
 
 export interface ControllerOptions {
   readonly settings: RescueSettings;
@@ -51,34 +44,8 @@ export interface ControllerOptions {
   readonly onPurge?: (req: PurgeRequest) => void;
 }
 
-export interface SessionStatus {
-  readonly id: string | null;
-  readonly role: 'origin' | 'rescuer';
-  readonly peer: string;
-  readonly state: string;
-  readonly vhost: string | null;
-  readonly vhost_url: string | null;
-  readonly rate: number;
-  readonly want: number;
-  readonly lease_ms: number;
-  readonly lease_left_ms: number;
-  readonly drain_left_ms: number | null;
-}
-
-export interface ControllerStatus {
-  readonly mode: RescueMode;
-  readonly state: MemberState;
-  /** Pr the controller steers; `pr_published` is what the redirector got (0 unless mode on). */
-  readonly pr: number;
-  readonly pr_published: number;
-  readonly measure: Measure | null;
-  readonly predicted_rate: number | null;
-  readonly sessions: readonly SessionStatus[];
-}
-
 /** Answers from a peer meaning "I no longer have this session": end it on our side too. */
 const GONE = new Set(['RSC_ERR_UNKNOWN_SESSION', 'RSC_ERR_OUT_OF_STATE', 'RSC_ERR_NOT_A_PARTY']);
-const sum = (ss: readonly Session[]): number => ss.reduce((a, s) => a + s.rate, 0);
 
 /**
  * Events: 'state' (MemberState) when normal/sos/rescue changes; 'decision' ({ action, acted })
@@ -90,19 +57,11 @@ export class RescueController extends EventEmitter {
   private readonly transport: RescueTransport;
   private readonly log: Logger;
   private readonly opts: ControllerOptions;
+  private readonly origin: OriginSide;
+  private readonly rescuer: RescuerSide;
   private modeNow: RescueMode;
   private measure: Measure | null = null;
   private predictor: TrafficPredictor | null = null;
-  private prNow = 0;
-  private prZeroSinceMs: number | null = null;
-  private lastAcquireMs = -Infinity;
-  private lastReleaseMs = -Infinity;
-  /** Peer id -> when it declined or failed us (monotonic ms). */
-  private readonly declined = new Map<string, number>();
-  /** Rescuer: when Rr was lowered in the current heavy episode (null when not heavy). */
-  private heavyActedMs: number | null = null;
-  /** Rescuer: last Rr change per session key. */
-  private readonly rateChangedMs = new Map<number, number>();
   private readonly pending = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -123,6 +82,23 @@ export class RescueController extends EventEmitter {
     this.modeNow = opts.settings.mode;
     this.table.setDrainMs(this.settings.drainMs);
     this.makePredictor();
+    const ctx: ControlContext = {
+      table: this.table,
+      transport: this.transport,
+      log: this.log,
+      settings: () => this.settings,
+      mode: () => this.modeNow,
+      measure: () => this.measure,
+      closed: () => this.closed,
+      act: (action, fn) => this.act(action, fn),
+      would: (action) => this.would(action),
+      decided: (action) => this.emit('decision', { action, acted: true }),
+      shutdown: (s, reason) => this.shutdown(s, reason),
+      send: (s, type, body, onOk) => this.send(s, type, body, onOk),
+      track: (p) => this.track(p),
+    };
+    this.origin = new OriginSide(ctx);
+    this.rescuer = new RescuerSide(ctx);
     this.table.on('change', () => this.publish());
     this.table.on('rate', () => this.publish());
   }
@@ -131,8 +107,9 @@ export class RescueController extends EventEmitter {
     return this.modeNow;
   }
 
+  /** The Pr the controller steers (published only in mode on). */
   get pr(): number {
-    return this.prNow;
+    return this.origin.pr;
   }
 
   /** normal, sos (being rescued: origin sessions) or rescue (rescuing others: active rescuer sessions). */
@@ -154,7 +131,7 @@ export class RescueController extends EventEmitter {
     return handleMessage(
       {
         table: this.table,
-        answerSos: (from, body) => this.answerSos(from, body),
+        answerSos: (from, body) => this.rescuer.answerSos(from, body),
         purge: (req) => {
           this.log.info(
             { session: req.session, origin: req.origin, urls: req.urls.length },
@@ -200,7 +177,7 @@ export class RescueController extends EventEmitter {
     this.modeNow = mode;
     if (mode === 'off') {
       for (const s of this.table.list(undefined, ['active'])) this.shutdown(s, 'rescue switched off');
-      this.prNow = 0;
+      this.origin.resetPr();
     }
     this.publish();
   }
@@ -211,22 +188,21 @@ export class RescueController extends EventEmitter {
    */
   async tick(): Promise<void> {
     if (this.closed) return;
-    const started: Promise<unknown>[] = [];
     const before = new Set(this.pending);
     this.wouldNow = new Set();
-    this.table.expire();
+    this.table.expire(); // leases and drains first: decisions see only live sessions
     if (this.modeNow !== 'off') {
       const m = this.measure;
       if (m !== null) {
-        this.originStep(m);
-        this.rescuerStep(m);
+        const early = m.region !== 'heavy' && this.predictedHeavy();
+        this.origin.step(m, early, this.predictedExcess());
+        this.rescuer.step(m);
       }
       if (this.modeNow === 'on') this.keepalives();
     }
     this.wouldBefore = this.wouldNow;
     this.publish();
-    for (const p of this.pending) if (!before.has(p)) started.push(p);
-    await Promise.allSettled(started);
+    await Promise.allSettled([...this.pending].filter((p) => !before.has(p)));
   }
 
   /**
@@ -244,28 +220,17 @@ export class RescueController extends EventEmitter {
     await Promise.allSettled([...this.pending]);
   }
 
+  /** For /status: state, Pr, the measurement, and both roles' sessions with rates and lease times. */
   status(): ControllerStatus {
     const now = this.table.clock.now();
     return {
       mode: this.modeNow,
       state: this.state,
-      pr: this.prNow,
+      pr: this.origin.pr,
       pr_published: this.publishedPr(),
       measure: this.measure,
       predicted_rate: this.predictor?.boundRateForNext() ?? null,
-      sessions: this.table.list().map((s) => ({
-        id: s.id,
-        role: s.role,
-        peer: s.peer,
-        state: s.state,
-        vhost: s.vhost,
-        vhost_url: s.vhostUrl,
-        rate: s.rate,
-        want: s.want,
-        lease_ms: s.leaseMs,
-        lease_left_ms: Math.round(s.leaseLeftMs(now)),
-        drain_left_ms: s.drainUntilMs === null ? null : Math.max(0, Math.round(s.drainUntilMs - now)),
-      })),
+      sessions: this.table.list().map((s) => sessionStatus(s, now)),
     };
   }
 
@@ -281,223 +246,7 @@ export class RescueController extends EventEmitter {
     return buildServingView(this.table.list('rescuer'), this.servingVersion);
   }
 
-  // ---- origin side (slide 18, SOS state) ---------------------------------------------------------
-
-  private originStep(m: Measure): void {
-    const s = this.settings;
-    const now = this.table.clock.now();
-    const mine = this.table.list('origin');
-    const active = mine.filter((x) => x.state === 'active');
-    const heavy = m.region === 'heavy';
-    const early = !heavy && this.predictedHeavy();
-    const granted = sum(active);
-    // Pr: up while heavy, down while light, held in the desired region; never beyond what the
-    // rescuers granted (the redirector's token buckets would cap it anyway, and a Pr that
-    // redirects nothing would make the next step's arithmetic wrong).
-    const cap = m.rate > 0 ? Math.min(1, granted / m.rate) : 1;
-    if (active.length === 0) this.prNow = 0;
-    else if (heavy || m.region === 'light') {
-      const t = targetPr(this.prNow, m);
-      const next = stepPr(this.prNow, heavy ? Math.max(t, this.prNow) : Math.min(t, this.prNow), s.prStepMax);
-      this.prNow = Math.min(next, cap);
-    }
-    this.prZeroSinceMs = this.prNow > 0 || active.length === 0 ? null : (this.prZeroSinceMs ?? now);
-
-    // Get (more) rescue: heavy, or predicted to be; only with no rescue of our own to give back first.
-    if ((heavy || early) && this.table.list('rescuer', ['active']).length === 0) {
-      const need = heavy ? targetPr(this.prNow, m) * m.rate - granted : this.predictedExcess() - granted;
-      const atCap = this.prNow >= cap - 0.01;
-      const pending = mine.some((x) => x.state === 'requested');
-      if (
-        !pending &&
-        (active.length === 0 || (atCap && need > 0)) &&
-        now - this.lastReleaseMs >= s.releaseHoldMs
-      ) {
-        const peer = this.candidate(now);
-        const want = Math.max(1, Math.ceil(need));
-        if (peer !== undefined)
-          this.act(`send SOS to ${peer.id} for ${want} req/s (${heavy ? 'heavy' : 'predicted heavy'})`, () =>
-            this.sendSos(peer, want, heavy ? 'heavy' : 'predicted heavy'),
-          );
-      }
-    }
-
-    // Release: Pr 0 for the hold, and the acquire hold passed (anti-thrash): one session at a time.
-    if (
-      !heavy &&
-      !early &&
-      active.length > 0 &&
-      this.prZeroSinceMs !== null &&
-      now - this.prZeroSinceMs >= s.prZeroHoldMs &&
-      now - this.lastAcquireMs >= s.acquireHoldMs &&
-      !mine.some((x) => x.state === 'ending')
-    ) {
-      const victim = [...active].sort((a, b) => a.rate - b.rate || b.key - a.key)[0]!;
-      this.act(`release rescue ${victim.id} (${victim.peer})`, () => {
-        this.shutdown(victim, `light: Pr 0 for ${Math.round(now - this.prZeroSinceMs!)} ms`);
-        this.prZeroSinceMs = now; // the next release waits a whole hold again
-      });
-    }
-  }
-
-  /** First configured peer not rescuing us already and not a recent decliner. */
-  private candidate(now: number): Peer | undefined {
-    const busy = new Set(this.table.list('origin').map((x) => x.peer));
-    return this.settings.peers.find((p) => {
-      if (busy.has(p.id)) return false;
-      const at = this.declined.get(p.id);
-      return at === undefined || now - at >= this.settings.declineHoldMs;
-    });
-  }
-
-  private sendSos(peer: Peer, want: number, why: string): void {
-    const s = this.settings;
-    const session = this.table.openOrigin(
-      peer.id,
-      s.leaseMs,
-      want,
-      `${why}: SOS to ${peer.id} for ${want} req/s`,
-    );
-    const body: SosBody = {
-      origin: { id: s.self, names: [...s.site.names], front_url: s.site.frontUrl },
-      content: s.site.content,
-      want_rate: want,
-      ...(s.site.microCache
-        ? { micro_cache: { paths: [...s.site.microCache.paths], ttl_s: s.site.microCache.ttl_s } }
-        : {}),
-    };
-    this.track(
-      this.transport.send(peer, 'SOS', body).then(
-        (r) => this.onSosAnswer(session, peer, r.body),
-        (err: unknown) => {
-          this.declined.set(peer.id, this.table.clock.now());
-          if (session.state === 'requested')
-            this.table.transition(session, 'closed', `SOS to ${peer.id} failed: ${describe(err)}`);
-        },
-      ),
-    );
-  }
-
-  private onSosAnswer(session: Session, peer: Peer, ok: OkBody): void {
-    if (session.state !== 'requested') return;
-    if (!ok.accepted) {
-      this.declined.set(peer.id, this.table.clock.now());
-      this.table.transition(session, 'closed', `declined by ${peer.id}: ${ok.code}: ${ok.reason}`);
-      return;
-    }
-    this.table.accept(
-      session,
-      {
-        id: ok.session,
-        vhost: ok.vhost,
-        vhostUrl: ok.vhost_url ?? null,
-        rate: ok.rate,
-        leaseMs: ok.lease_ms,
-      },
-      `accepted by ${peer.id}: ${ok.vhost}, Rr ${ok.rate} req/s, lease ${ok.lease_ms} ms`,
-    );
-    this.table.renew(session);
-    session.lastKeepaliveSentMs = this.table.clock.now();
-    this.lastAcquireMs = this.table.clock.now();
-    // Switched off or closing while the SOS was in flight: give it straight back.
-    if (this.modeNow === 'off' || this.closed)
-      this.shutdown(session, 'rescue switched off while SOS was in flight');
-  }
-
-  // ---- rescuer side (slide 18, rescue state) -----------------------------------------------------
-
-  private answerSos(from: string, body: SosBody): OkBody {
-    const s = this.settings;
-    const decline = (code: ControllerErrorCode, detail?: string): OkBody => {
-      const reason = `${ControllerErrors[code].message}${detail ? `: ${detail}` : ''}`.slice(0, 500);
-      this.log.info({ origin: from, code, want: body.want_rate }, `SOS from ${from} declined: ${reason}`);
-      return { accepted: false, code, reason };
-    };
-    if (this.modeNow === 'off') return decline('CTL_ERR_MODE_OFF');
-    if (this.table.list('origin').length > 0) return decline('CTL_ERR_IN_SOS');
-    const active = this.table.list('rescuer', ['active']);
-    if (active.some((x) => x.peer === from)) return decline('CTL_ERR_ALREADY_RESCUING');
-    if (active.length >= s.maxSessions)
-      return decline('CTL_ERR_MAX_SESSIONS', `${active.length} of ${s.maxSessions}`);
-    const m = this.measure;
-    if (m?.region === 'heavy') return decline('CTL_ERR_HEAVY');
-    const spare = spareRate(m, s.requestCapacity, s.maxShare, sum(active));
-    const rate = grantRate(body.want_rate, spare);
-    if (rate < 1) return decline('CTL_ERR_NO_SPARE', `${spare} req/s spare`);
-    if (this.modeNow === 'observe') {
-      this.would(`accept SOS from ${from} with Rr ${rate} req/s`);
-      return decline('CTL_ERR_MODE_OBSERVE', `would grant ${rate} req/s`);
-    }
-    const n = this.table.allocateVhostN();
-    const { vhost, vhostUrl } = virtualHost(s, n);
-    const id = `s${n}.${s.self}`;
-    const session = this.table.openRescuer({
-      peer: from,
-      id,
-      vhost,
-      vhostUrl,
-      rate,
-      want: body.want_rate,
-      leaseMs: s.leaseMs,
-      origin: {
-        id: body.origin.id,
-        names: body.origin.names,
-        front_url: body.origin.front_url,
-        content: body.content,
-        micro_cache: body.micro_cache ?? null,
-      },
-      reason: `SOS from ${from} accepted: ${vhost}, Rr ${rate} of ${body.want_rate} req/s wanted`,
-    });
-    this.rateChangedMs.set(session.key, this.table.clock.now());
-    this.emit('decision', { action: `accept SOS from ${from}`, acted: true });
-    return { accepted: true, session: id, vhost, vhost_url: vhostUrl, rate, lease_ms: s.leaseMs };
-  }
-
-  private rescuerStep(m: Measure): void {
-    const s = this.settings;
-    const now = this.table.clock.now();
-    const active = this.table.list('rescuer', ['active']);
-    if (active.length === 0 || m.region !== 'heavy') this.heavyActedMs = null;
-    if (active.length === 0) return;
-    if (m.region === 'heavy') {
-      if (this.heavyActedMs === null) {
-        // Heavy: first lower Rr (RATE) ...
-        for (const x of active) {
-          const rate = lowerRate(x.rate, m);
-          if (rate !== x.rate)
-            this.act(`lower Rr of ${x.id} to ${rate} req/s (heavy)`, () => this.sendRate(x, rate));
-        }
-        this.heavyActedMs = now;
-      } else if (now - this.heavyActedMs >= s.releaseHoldMs) {
-        // ... still heavy after the hold: shut down some rescue, the newest first.
-        const victim = [...active].sort((a, b) => b.key - a.key)[0]!;
-        this.act(`shut down rescue ${victim.id} for ${victim.peer} (still heavy)`, () =>
-          this.shutdown(victim, 'heavy: this member needs its capacity back'),
-        );
-        this.heavyActedMs = now;
-      }
-      return;
-    }
-    if (m.region !== 'light') return;
-    // Light: raise Rr towards what each origin wanted, within the spare capacity, at most once per lease/3.
-    let spare = spareRate(m, s.requestCapacity, s.maxShare, sum(active));
-    for (const x of [...active].sort((a, b) => a.key - b.key)) {
-      if (x.rate >= x.want || spare < 1) continue;
-      if (now - (this.rateChangedMs.get(x.key) ?? -Infinity) < s.leaseMs / 3) continue;
-      const inc = Math.floor(Math.min(x.want - x.rate, spare));
-      if (inc < Math.max(1, 0.1 * x.rate)) continue;
-      spare -= inc;
-      this.act(`raise Rr of ${x.id} to ${x.rate + inc} req/s (light)`, () => this.sendRate(x, x.rate + inc));
-    }
-  }
-
-  private sendRate(session: Session, rate: number): void {
-    this.table.setRate(session, rate);
-    this.rateChangedMs.set(session.key, this.table.clock.now());
-    this.send(session, 'RATE', { session: session.id!, rate });
-  }
-
-  // ---- both sides --------------------------------------------------------------------------------
+  // ---- acting on peers (both roles) --------------------------------------------------------------
 
   /** KEEPALIVE every lease/3 on every active session; the answer renews our lease too. */
   private keepalives(): void {
@@ -513,25 +262,24 @@ export class RescueController extends EventEmitter {
   private shutdown(session: Session, reason: string): void {
     if (session.state !== 'active') return;
     const body = { session: session.id!, reason };
-    if (session.role === 'origin') {
-      this.lastReleaseMs = this.table.clock.now();
-      this.table.end(session, reason, { sending: true });
-      const done = (how: string) => () => {
-        if (session.state === 'ending') this.table.transition(session, 'closed', how);
-      };
-      const peer = this.peerOf(session);
-      if (peer === undefined) return done('peer no longer configured')();
-      this.track(
-        this.transport
-          .send(peer, 'SHUTDOWN', body)
-          .then(done('SHUTDOWN acknowledged'), (err: unknown) =>
-            done(`SHUTDOWN not acknowledged: ${describe(err)}`)(),
-          ),
-      );
-    } else {
+    if (session.role === 'rescuer') {
       this.table.end(session, reason);
       this.send(session, 'SHUTDOWN', body);
+      return;
     }
+    this.origin.released();
+    this.table.end(session, reason, { sending: true });
+    const done = (how: string): void => {
+      if (session.state === 'ending') this.table.transition(session, 'closed', how);
+    };
+    const peer = this.peerOf(session);
+    if (peer === undefined) return done('peer no longer configured');
+    this.track(
+      this.transport.send(peer, 'SHUTDOWN', body).then(
+        () => done('SHUTDOWN acknowledged'),
+        (err: unknown) => done(`SHUTDOWN not acknowledged: ${describe(err)}`),
+      ),
+    );
   }
 
   private send<T extends RequestType>(
@@ -556,10 +304,8 @@ export class RescueController extends EventEmitter {
               `${session.peer} answered ${type} with ${code}: it no longer has the session`,
             );
           } else {
-            this.log.debug(
-              { session: session.id, peer: session.peer, type, err: describe(err) },
-              `${type} not delivered`,
-            );
+            const detail = { session: session.id, peer: session.peer, type, err: describe(err) };
+            this.log.debug(detail, `${type} not delivered`);
           }
         },
       ),
@@ -593,8 +339,10 @@ export class RescueController extends EventEmitter {
     void q.finally(() => this.pending.delete(q));
   }
 
+  // ---- outputs -------------------------------------------------------------------------------------
+
   private publishedPr(): number {
-    return this.modeNow === 'on' ? this.prNow : 0;
+    return this.modeNow === 'on' ? this.origin.pr : 0;
   }
 
   private publish(): void {
@@ -648,9 +396,4 @@ export class RescueController extends EventEmitter {
     const mid = m ? (m.lower + m.upper) / 2 : this.settings.requestUpper;
     return bound - mid * this.settings.requestCapacity;
   }
-}
-
-function describe(err: unknown): string {
-  if (err instanceof RescueError) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
 }
