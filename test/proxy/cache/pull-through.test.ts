@@ -97,6 +97,24 @@ describe('pull-through cache', () => {
     expect(rescuer.store.stats().entries).toBe(0);
   });
 
+  it('relays Range requests on a miss, and answers them with the whole entry on a hit', async () => {
+    origin = await startOrigin((req, res) => {
+      if (req.headers.range === 'bytes=0-1') reply(res, 206, { 'content-range': 'bytes 0-1/6' }, 'ab');
+      else reply(res, 200, { 'cache-control': 'max-age=60' }, 'abcdef');
+    });
+    rescuer = await startRescuer(origin.url);
+    const partial = await get(`${rescuer.url}/r`, { headers: { range: 'bytes=0-1' } });
+    expect(partial.status).toBe(206);
+    expect(partial.headers['x-cache']).toBe('BYPASS');
+    expect(partial.body.toString()).toBe('ab');
+    await get(`${rescuer.url}/r`);
+    const whole = await get(`${rescuer.url}/r`, { headers: { range: 'bytes=0-1' } });
+    expect(whole.status).toBe(200);
+    expect(whole.headers['x-cache']).toBe('HIT');
+    expect(whole.body.toString()).toBe('abcdef');
+    expect(origin.count('/r')).toBe(2);
+  });
+
   it('answers HEAD from the GET entry, and fills the cache on a HEAD miss', async () => {
     origin = await startOrigin((req, res) =>
       reply(res, 200, { 'cache-control': 'max-age=60' }, 'body-bytes'),
