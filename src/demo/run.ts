@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Community, type CommunityOptions, type Member } from './community.js';
-import { Crowd } from './crowd.js';
+import { Crowd, type CrowdOptions } from './crowd.js';
 import { memberStatus, originSessionCounts, type MemberStatus } from './status.js';
 
 export interface DemoOptions {
@@ -92,22 +92,14 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     const endpoints = endpointsOf(community);
     say(describeEndpoints(endpoints, originRps, crowdRps, opts.duration));
 
-    const hosts: Record<string, string> = {};
-    for (const m of community.members) {
-      hosts[m.name] = m.host;
-      hosts[`*.${m.name}`] = m.host;
-    }
-    const memberOf = (host: string): string =>
-      community.members.find((m) => host === m.name || host.endsWith(`.${m.name}`) || host === m.host)
-        ?.name ?? host;
-    crowd = new Crowd({ target: community.origin.publicUrl, hosts, memberOf });
+    crowd = crowdFor(community);
 
     const progress = new Progress(community, crowd, err);
     progress.start();
 
     let code = DEMO_EXIT_OK;
     if (opts.duration !== undefined) {
-      await crowdFor(crowd, crowdRps, opts.duration * 1000, () => stopping);
+      await runCrowd(crowd, crowdRps, opts.duration * 1000, () => stopping);
       await crowd.close();
       if (!stopping) {
         progress.note('crowd over: waiting for every rescue to be released');
@@ -124,7 +116,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     } else {
       for (let cycle = 1; !stopping; cycle++) {
         progress.note(`cycle ${cycle}: flash crowd`);
-        await crowdFor(crowd, crowdRps, (opts.crowdSeconds ?? 60) * 1000, () => stopping);
+        await runCrowd(crowd, crowdRps, (opts.crowdSeconds ?? 60) * 1000, () => stopping);
         if (stopping) break;
         progress.note(`cycle ${cycle}: calm`);
         const calmUntil = Date.now() + (opts.calmSeconds ?? 60) * 1000;
@@ -153,8 +145,21 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   }
 }
 
+/** A crowd aimed at the community's origin site, resolving every member name (and vhN.<name>) to its address. */
+export function crowdFor(community: Community, opts: Partial<CrowdOptions> = {}): Crowd {
+  const hosts: Record<string, string> = {};
+  for (const m of community.members) {
+    hosts[m.name] = m.host;
+    hosts[`*.${m.name}`] = m.host;
+  }
+  const memberOf = (host: string): string =>
+    community.members.find((m) => host === m.name || host.endsWith(`.${m.name}`) || host === m.host)?.name ??
+    host;
+  return new Crowd({ target: community.origin.publicUrl, hosts, memberOf, ...opts });
+}
+
 /** Crowd for `ms`: a short ramp (a flash crowd builds up in seconds), then the full rate. */
-async function crowdFor(crowd: Crowd, rps: number, ms: number, stop: () => boolean): Promise<void> {
+export async function runCrowd(crowd: Crowd, rps: number, ms: number, stop: () => boolean): Promise<void> {
   const end = Date.now() + ms;
   const rampMs = Math.min(5_000, ms / 4);
   const start = Date.now();
