@@ -23,6 +23,14 @@ export const ProxyErrors = {
   PRX_ERR_CLIENT_TIMEOUT: { status: 408, message: 'the client did not send the request in time' },
   PRX_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not supported by this proxy' },
   PRX_ERR_INTERNAL: { status: 500, message: 'internal proxy error' },
+  PRX_ERR_BAD_RESCUER_MARKER: {
+    status: 403,
+    message: 'invalid rescuer-fetch marker: unknown signer, bad signature or timestamp more than 60 s off',
+  },
+  PRX_ERR_RESCUE_ENDED: {
+    status: 421,
+    message: 'this rescue server no longer serves this host name: the rescue session has ended',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ProxyErrorCode = keyof typeof ProxyErrors;
@@ -55,9 +63,11 @@ export const errorBodies: Readonly<Record<ProxyErrorCode, Buffer>> = Object.free
 
 const reasons: Record<number, string> = {
   400: 'Bad Request',
+  403: 'Forbidden',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   413: 'Payload Too Large',
+  421: 'Misdirected Request',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',

@@ -23,12 +23,20 @@ import { prepareSnapshot, type Snapshot } from './snapshot.js';
 import { ProxyStats } from './stats.js';
 import { Tunnel, type TunnelSet } from './tunnel.js';
 import type { Upstream } from './upstreams.js';
+import type { PullThroughCache } from './cache/pull-through.js';
+import type { RedirectSnapshot, RedirectStats } from './redirect/index.js';
+import { RescueRouter, type RescueMembers } from './rescue/router.js';
+import type { RescueServingOptions } from './rescue/serving.js';
+import type { SessionUsage } from './rescue/usage.js';
+import type { RescueServingView } from './rescue/view.js';
 
 export interface FrontProxyOptions {
   config: ProxyConfig;
   logger: pino.Logger;
   accessLog?: pino.Logger | null;
   stats?: ProxyStats;
+  /** Rescue cache bounds (used once a rescue serving view maps some name). */
+  rescue?: RescueServingOptions;
 }
 
 /** "HOST:PORT" / "[v6]:PORT" -> parts. */
@@ -73,11 +81,16 @@ export class FrontProxy {
   private readonly tunnels: TunnelSet = new Set();
   private readonly logger: pino.Logger;
   private closing: Promise<void> | null = null;
+  /** Rescue state, made on first use; `rescueOn` is it while active, else null (one check per request). */
+  private rescue: RescueRouter | null = null;
+  private rescueOn: RescueRouter | null = null;
+  private readonly rescueOpts: RescueServingOptions;
   private listening = false;
 
   constructor(opts: FrontProxyOptions) {
     this.stats = opts.stats ?? new ProxyStats();
     this.logger = opts.logger;
+    this.rescueOpts = opts.rescue ?? {};
     const accessLog = opts.accessLog ?? null;
     this.ctx = {
       stats: this.stats,
@@ -164,6 +177,56 @@ export class FrontProxy {
     for (const u of retired) closePool(u);
   }
 
+  // ---- rescue (issue 3): fed by the controller, per-request work in rescue/router.ts ----------
+
+  /** Origin: the redirector's snapshot (Pr 0 or no session with a rate = inactive). Throws on bad input. */
+  setRedirect(snapshot: RedirectSnapshot): void {
+    this.rescueRouter().setRedirect(snapshot);
+  }
+
+  /** Rescuer: which host names map to which rescue session (serve or drain). */
+  setRescueView(view: RescueServingView): void {
+    this.rescueRouter().setRescueView(view);
+  }
+
+  /** Own identity (signs rescuer fetches) and peers' keys (accepted rescuer-fetch markers). */
+  setMembers(m: RescueMembers): void {
+    this.rescueRouter().setMembers(m);
+  }
+
+  /** Rescuer: what was served per session, by vhN name (redirect) and origin site name (DNS). */
+  sessionUsage(): ReadonlyMap<string, SessionUsage> {
+    return this.rescue?.sessionUsage() ?? new Map();
+  }
+
+  /** Rescuer: PURGE from a session's origin (paths, or prefixes ending in "*"); returns entries dropped. */
+  purge(session: string, paths: string[]): number {
+    return this.rescue?.purge(session, paths) ?? 0;
+  }
+
+  /** Origin: redirects issued (Redirector.stats). */
+  redirectStats(): RedirectStats {
+    return this.rescue?.redirectStats() ?? { redirects: 0, noTokens: 0, sessions: {} };
+  }
+
+  /** Rescuer: the pull-through cache's counters and store stats, or null before any session. */
+  rescueCacheStats(): ReturnType<PullThroughCache['stats']> | null {
+    return this.rescue?.serving.cache?.stats() ?? null;
+  }
+
+  private rescueRouter(): RescueRouter {
+    this.rescue ??= new RescueRouter(
+      this.ctx,
+      () => this.snap,
+      this.logger,
+      this.rescueOpts,
+      () => {
+        this.rescueOn = this.rescue !== null && this.rescue.active ? this.rescue : null;
+      },
+    );
+    return this.rescue;
+  }
+
   /**
    * Graceful shutdown: readiness flips at once, the listener stops accepting, idle keep-alive
    * connections close, in-flight requests (and tunnels) get up to `drainMs` to finish with
@@ -191,6 +254,8 @@ export class FrontProxy {
     await Promise.all(
       this.snap.upstreams.list.map((u) => (forced ? u.pool.destroy() : u.pool.close()).catch(() => {})),
     );
+    this.rescueOn = null;
+    if (this.rescue !== null) await this.rescue.close();
     const log = this.ctx.accessLog;
     if (log !== null) await new Promise<void>((resolve) => log.flush(() => resolve()));
     this.listening = false;
@@ -246,6 +311,9 @@ export class FrontProxy {
         return;
       }
     }
+    // Rescue (redirect, rescued host names, rescuer fetches): one null check when none is active.
+    const rescue = this.rescueOn;
+    if (rescue !== null && rescue.intercept(req, res)) return;
     this.stats.active++;
     const headers = buildRequestHeaders(
       req.rawHeaders,
