@@ -12,6 +12,7 @@ import {
   type ReplyBody,
   type RequestBodies,
   type RequestType,
+  type ShutdownBody,
   type VerifiedMessage,
 } from '../../rescue-protocol/index.js';
 import type { RescueMode } from '../config/schema.js';
@@ -21,8 +22,8 @@ import type { SessionTable } from '../sessions/table.js';
 import type { ControlContext, RescueTransport } from './context.js';
 import { handleMessage, type PurgeRequest } from './inbox.js';
 import { describe, OriginSide } from './origin-side.js';
+import { EarlyWarning } from './early-sos.js';
 import { measureOf, type Measure } from './policy.js';
-import { TrafficPredictor } from './predictor.js';
 import { RescuerSide } from './rescuer-side.js';
 import type { RescueSettings } from './settings.js';
 import { sessionStatus, type ControllerStatus, type MemberState } from './status.js';
@@ -42,6 +43,8 @@ export interface ControllerOptions {
   readonly publishServing?: (view: RescueServingView) => void;
   /** An origin asked its rescuer (us) to drop cached URLs. */
   readonly onPurge?: (req: PurgeRequest) => void;
+  /** Rescuer side: what a session served (proxy/rescue/usage.ts UsageBook); sent in SHUTDOWN and stored. */
+  readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
 }
 
 /** Answers from a peer meaning "I no longer have this session": end it on our side too. */
@@ -61,7 +64,7 @@ export class RescueController extends EventEmitter {
   private readonly rescuer: RescuerSide;
   private modeNow: RescueMode;
   private measure: Measure | null = null;
-  private predictor: TrafficPredictor | null = null;
+  private early: EarlyWarning;
   private readonly pending = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -81,7 +84,7 @@ export class RescueController extends EventEmitter {
     this.log = opts.logger;
     this.modeNow = opts.settings.mode;
     this.table.setDrainMs(this.settings.drainMs);
-    this.makePredictor();
+    this.early = new EarlyWarning(this.settings);
     const ctx: ControlContext = {
       table: this.table,
       transport: this.transport,
@@ -99,7 +102,11 @@ export class RescueController extends EventEmitter {
     };
     this.origin = new OriginSide(ctx);
     this.rescuer = new RescuerSide(ctx);
-    this.table.on('change', () => this.publish());
+    this.table.on('change', (c: { session: Session; to: string }) => {
+      // A rescuer session's final usage goes into the state file with its history.
+      if (c.session.role === 'rescuer' && c.to === 'closed') this.storeUsage(c.session);
+      this.publish();
+    });
     this.table.on('rate', () => this.publish());
   }
 
@@ -122,7 +129,7 @@ export class RescueController extends EventEmitter {
   /** The monitor's 'sample' handler: the measurement the next tick acts on; feeds the predictor. */
   observe(sample: MonitorSample): void {
     this.measure = measureOf(sample);
-    this.predictor?.push((sample.rates.requests * sample.elapsedMs) / 1000, this.table.clock.now());
+    this.early.push((sample.rates.requests * sample.elapsedMs) / 1000, this.table.clock.now());
   }
 
   /** The ControlServer's onMessage. */
@@ -155,10 +162,12 @@ export class RescueController extends EventEmitter {
 
   /** New settings on reload; mode is changed with setMode (the admin kill switch), not here. */
   update(settings: RescueSettings): void {
-    const predictorChanged = JSON.stringify(settings.predictor) !== JSON.stringify(this.settings.predictor);
+    const key = (x: RescueSettings): string =>
+      JSON.stringify([x.predictor, x.requestCapacity, x.requestUpper]);
+    const predictorChanged = key(settings) !== key(this.settings);
     this.settings = settings;
     this.table.setDrainMs(settings.drainMs);
-    if (predictorChanged) this.makePredictor();
+    if (predictorChanged) this.early = new EarlyWarning(settings);
     if (this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
@@ -194,8 +203,8 @@ export class RescueController extends EventEmitter {
     if (this.modeNow !== 'off') {
       const m = this.measure;
       if (m !== null) {
-        const early = m.region !== 'heavy' && this.predictedHeavy();
-        this.origin.step(m, early, this.predictedExcess());
+        const early = m.region !== 'heavy' && this.early.heavy();
+        this.origin.step(m, early, this.early.excess(m));
         this.rescuer.step(m);
       }
       if (this.modeNow === 'on') this.keepalives();
@@ -229,9 +238,25 @@ export class RescueController extends EventEmitter {
       pr: this.origin.pr,
       pr_published: this.publishedPr(),
       measure: this.measure,
-      predicted_rate: this.predictor?.boundRateForNext() ?? null,
+      predicted_rate: this.early.boundRate(),
       sessions: this.table.list().map((s) => sessionStatus(s, now)),
     };
+  }
+
+  /**
+   * Origin side (PURGE, DESIGN.md extension): asks every rescuer serving us to drop these cached
+   * URLs (paths). Resolves with how many acknowledged. Sends nothing unless mode is on.
+   */
+  async purge(urls: readonly string[]): Promise<number> {
+    if (this.modeNow !== 'on' || urls.length === 0) return 0;
+    const sends = this.table.list('origin', ['active']).map(async (s) => {
+      const peer = this.peerOf(s);
+      if (peer === undefined) return false;
+      await this.transport.send(peer, 'PURGE', { session: s.id!, urls: [...urls] });
+      return true;
+    });
+    const results = await Promise.allSettled(sends);
+    return results.filter((r) => r.status === 'fulfilled' && r.value).length;
   }
 
   redirectSnapshot(): RedirectSnapshot {
@@ -263,8 +288,9 @@ export class RescueController extends EventEmitter {
     if (session.state !== 'active') return;
     const body = { session: session.id!, reason };
     if (session.role === 'rescuer') {
+      const usage = this.storeUsage(session);
       this.table.end(session, reason);
-      this.send(session, 'SHUTDOWN', body);
+      this.send(session, 'SHUTDOWN', usage ? { ...body, usage } : body);
       return;
     }
     this.origin.released();
@@ -310,6 +336,12 @@ export class RescueController extends EventEmitter {
         },
       ),
     );
+  }
+
+  private storeUsage(session: Session): ShutdownBody['usage'] | undefined {
+    const usage = session.id === null ? undefined : this.opts.usage?.(session.id);
+    if (usage !== undefined) this.table.setUsage(session, usage);
+    return usage;
   }
 
   private peerOf(session: Session): Peer | undefined {
@@ -367,33 +399,5 @@ export class RescueController extends EventEmitter {
       this.lastState = state;
       this.emit('state', state);
     }
-  }
-
-  // ---- predictor (WWW'03, RESEARCH.md): early SOS ----------------------------------------------
-
-  private makePredictor(): void {
-    const p = this.settings.predictor;
-    this.predictor = p.enabled
-      ? new TrafficPredictor({
-          intervalMs: p.intervalMs,
-          subIntervals: p.subIntervals,
-          hurst: p.hurst,
-          k: p.k,
-        })
-      : null;
-  }
-
-  private predictedHeavy(): boolean {
-    const bound = this.predictor?.boundRateForNext() ?? null;
-    const c = this.settings.requestCapacity;
-    return bound !== null && c > 0 && bound > this.settings.requestUpper * c;
-  }
-
-  /** Requests/s the predicted bound exceeds the middle of the desired band by. */
-  private predictedExcess(): number {
-    const bound = this.predictor?.boundRateForNext() ?? 0;
-    const m = this.measure;
-    const mid = m ? (m.lower + m.upper) / 2 : this.settings.requestUpper;
-    return bound - mid * this.settings.requestCapacity;
   }
 }

@@ -13,6 +13,7 @@ import {
   peerKeyMap,
   writePrivateKey,
   type MemberIdentity,
+  type ShutdownBody,
 } from '../../rescue-protocol/index.js';
 import type { Config } from '../config/schema.js';
 import type { MonitorSample } from '../monitor/types.js';
@@ -32,6 +33,8 @@ export interface RescueControlDeps {
   readonly publishRedirect?: (snapshot: RedirectSnapshot) => void;
   readonly publishServing?: (view: RescueServingView) => void;
   readonly onPurge?: (req: PurgeRequest) => void;
+  /** Rescuer side: a session's usage (UsageBook), sent in SHUTDOWN and stored. */
+  readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
   readonly clock?: Clock;
 }
 
@@ -88,6 +91,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publishRedirect: deps.publishRedirect,
     publishServing: deps.publishServing,
     onPurge: deps.onPurge,
+    usage: deps.usage,
   });
   // A live map: ControlServer looks keys up per message, so update() can swap them in place.
   const peers = peerKeyMap(config.peers);

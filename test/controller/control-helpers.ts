@@ -11,7 +11,11 @@ import {
   type VerifiedMessage,
 } from '../../rescue-protocol/index.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
-import { RescueController, type RescueTransport } from '../../src/controller/controller.js';
+import {
+  RescueController,
+  type ControllerOptions,
+  type RescueTransport,
+} from '../../src/controller/controller.js';
 import { rescueSettings } from '../../src/controller/settings.js';
 import type { Region } from '../../src/monitor/regions.js';
 import type { MonitorSample, ResourceStatus } from '../../src/monitor/types.js';
@@ -167,6 +171,7 @@ export function member(
   clock: ManualClock,
   config: Config,
   db: StateDb = StateDb.open(':memory:'),
+  usage?: ControllerOptions['usage'],
 ): TestMember {
   const settings = rescueSettings(config);
   const table = new SessionTable({ db, logger: quiet, clock, drainMs: settings.drainMs });
@@ -181,6 +186,7 @@ export function member(
     publishRedirect: (s) => redirects.push(s),
     publishServing: (v) => views.push(v),
     onPurge: (p) => purges.push(p),
+    usage,
   });
   net.members.set(settings.self, controller);
   return { name: settings.self, controller, table, db, redirects, views, purges };

@@ -199,4 +199,33 @@ describe('control messages', () => {
     });
     expect(Object.isFrozen(view.hosts.get('vh1.a.example'))).toBe(true);
   });
+
+  it('the origin purges URLs at every rescuer serving it (PURGE)', async () => {
+    const { o, a, id } = await rescued();
+    expect(await o.controller.purge(['/news.html'])).toBe(1);
+    expect(a.purges).toEqual([{ session: id, origin: O, urls: ['/news.html'] }]);
+  });
+});
+
+describe('usage', () => {
+  it("a rescuer's SHUTDOWN carries the session's usage; both state files keep it", async () => {
+    const net = new LoopNet();
+    const clock = new ManualClock();
+    const usage = {
+      requests: 7,
+      bytes: 7000,
+      by_redirect: { requests: 5, bytes: 5000 },
+      by_dns: { requests: 2, bytes: 2000 },
+    };
+    const o = member(net, clock, memberConfig(O, [A]));
+    const a = member(net, clock, memberConfig(A, [O]), undefined, () => usage);
+    a.controller.observe(sample('light', 0.1));
+    o.controller.observe(sample('heavy', 1.2, 1000));
+    await run([o, a], clock, 1);
+    a.controller.setMode('off'); // shuts its rescue down
+    await run([o, a], clock, 1);
+    expect(net.sent.find((x) => x.type === 'SHUTDOWN')!.body).toMatchObject({ usage });
+    expect(o.db.sessions()[0]!.usage).toEqual(usage);
+    expect(a.db.sessions()[0]!.usage).toEqual(usage);
+  });
 });
