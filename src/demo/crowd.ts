@@ -38,6 +38,8 @@ export interface CrowdOptions {
 }
 
 export interface CrowdResult {
+  /** When the fetch started and finished (epoch ms). */
+  readonly started: number;
   readonly at: number;
   readonly servedBy: string | null;
   readonly status: number | null;
@@ -123,6 +125,7 @@ export class Crowd {
     let servedBy: string | null = null;
     let status: number | null = null;
     let error: string | null = null;
+    const started = Date.now();
     try {
       const res = await fetch(this.#opts.target + path, {
         dispatcher: this.#agent,
@@ -148,7 +151,7 @@ export class Crowd {
     this.tally.requests++;
     if (servedBy !== null) this.tally.servedBy[servedBy] = (this.tally.servedBy[servedBy] ?? 0) + 1;
     else this.tally.errors++;
-    this.#opts.onResult?.({ at: Date.now(), servedBy, status, error });
+    this.#opts.onResult?.({ started, at: Date.now(), servedBy, status, error });
     this.#inFlight--;
     if (this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
   }
