@@ -31,6 +31,10 @@ export const ProxyErrors = {
     status: 421,
     message: 'this rescue server no longer serves this host name: the rescue session has ended',
   },
+  PRX_ERR_RESCUE_NO_UPGRADE: {
+    status: 421,
+    message: 'a rescue server does not relay protocol upgrades (WebSocket) for a rescued site',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ProxyErrorCode = keyof typeof ProxyErrors;

@@ -387,6 +387,8 @@ export class FrontProxy {
     }
     const tunnel = new Tunnel(this.ctx, this.tunnels, req, socket);
     if (this.ctx.draining) tunnel.refuse('PRX_ERR_SHUTTING_DOWN');
+    // A rescued site's name must not reach our own upstream through a tunnel either.
+    else if (this.rescueOn?.claimsUpgrade(req) === true) tunnel.refuse('PRX_ERR_RESCUE_NO_UPGRADE');
     else tunnel.open(this.snap, head);
   };
 

@@ -14,12 +14,15 @@ export class OwnResponse {
   /** Usage cell of the rescue session served, or null. */
   usage: SessionUsage | null = null;
   byRedirect = false;
+  /** Captured now: Node detaches req.socket before a response's 'close' in some paths. */
+  private readonly socket: CountedSocket;
 
   constructor(
     readonly ctx: FrontContext,
     readonly req: IncomingMessage,
     readonly res: ProxyResponse,
   ) {
+    this.socket = req.socket as CountedSocket;
     ctx.stats.active++;
     if (ctx.draining) res.shouldKeepAlive = false;
     res.once('close', () => this.finish());
@@ -52,7 +55,7 @@ export class OwnResponse {
     const { ctx, res, req } = this;
     const stats = ctx.stats;
     stats.active--;
-    const socket = req.socket as CountedSocket;
+    const socket = this.socket;
     const read = socket.bytesRead;
     const written = socket.bytesWritten;
     const bytesIn = read - socket[kRead];

@@ -123,6 +123,12 @@ export class RescueRouter {
     return false;
   }
 
+  /** True when an upgrade request names a rescued site (or one of our vhN names): not ours to tunnel. */
+  claimsUpgrade(req: IncomingMessage): boolean {
+    const host = req.headers.host;
+    return host !== undefined && this.serving.claims(hostName(host));
+  }
+
   /** A rescuer's fetch: valid -> proxy straight to the upstream (never redirected); else 403. */
   private checkMarker(req: IncomingMessage, res: ProxyResponse, value: string): boolean {
     const check = verifyMarker(value, req.method!, req.url!, this.peers);

@@ -170,6 +170,11 @@ export class RescueServing {
     return true;
   }
 
+  /** A rescued name, or a vhN name of ours (live or not). */
+  claims(name: string): boolean {
+    return this.view.hosts.has(name) || (this.ownVh !== null && this.ownVh.test(name));
+  }
+
   /** PURGE from the session's origin: drop these cached paths ("/a", "/img/*"). */
   purge(session: string, paths: readonly string[]): number {
     return this.cacheInstance?.purge(session, paths) ?? 0;
