@@ -46,7 +46,7 @@ const { values: opt } = parseArgs({
     variants: { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
     nice: { type: 'string', default: '0' },
-    pick: { type: 'string', default: 'median' },
+    pick: { type: 'string', default: 'best' },
     sizes: { type: 'string', default: '4k,100k' },
     'no-record': { type: 'boolean', default: false },
     'quiet-wait': { type: 'string', default: '300' },
