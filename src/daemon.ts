@@ -72,6 +72,12 @@ const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   ['rescue.mode', (c) => effectiveRescueMode(c) === 'off'],
 ];
 
+/** Defaults derived from proxy.listen (site.front_url, site.public_url) use the bound address (port 0 in tests). */
+function withBoundFront(cfg: Config, front: AddressInfo): Config {
+  const host = front.family === 'IPv6' ? `[${front.address}]` : front.address;
+  return { ...cfg, proxy: { ...cfg.proxy, listen: `${host}:${front.port}` } };
+}
+
 export class Daemon {
   #config: Config;
   readonly #opts: DaemonOptions;
@@ -158,8 +164,21 @@ export class Daemon {
       // only with a name. Its listener is separate from site traffic.
       let control: AddressInfo | undefined;
       if (effectiveRescueMode(cfg) !== 'off') {
-        const rescue = createRescueControl(cfg, { logger: this.#log, monitor });
+        // Its outputs feed the front proxy's rescue hooks (proxy/rescue/router.ts): the origin's
+        // redirect snapshot, the rescuer's serving view, PURGE, and per-session usage for SHUTDOWN.
+        const rescue = createRescueControl(withBoundFront(cfg, front), {
+          logger: this.#log,
+          monitor,
+          publishRedirect: (s) => proxy.setRedirect(s),
+          publishServing: (v) => proxy.setRescueView(v),
+          onPurge: (req) => proxy.purge(req.session, [...req.urls]),
+          usage: (id) => {
+            const u = proxy.sessionUsage().get(id);
+            return u === undefined ? undefined : structuredClone(u);
+          },
+        });
         this.#rescue = rescue;
+        proxy.setMembers({ self: rescue.identity, peers: rescue.peerKeys });
         control = await rescue.start().catch((err: unknown) => {
           throw new ListenError('control', cfg.control.listen, err);
         });
@@ -230,7 +249,8 @@ export class Daemon {
       // an interface does not exist), so nothing is half-applied when it refuses.
       this.#monitor?.update(applied.monitor);
       this.#proxy?.update(applied.proxy);
-      this.#rescue?.update(applied);
+      if (this.#rescue && this.#addresses)
+        this.#rescue.update(withBoundFront(applied, this.#addresses.front));
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.#log.error({ err }, `reload failed, keeping the running configuration: ${error}`);

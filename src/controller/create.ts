@@ -1,5 +1,6 @@
 // Assembles one member's rescue control plane from its config: identity key (created on first
 // start), state file, session table, controller, control listener and client. What the daemon wires.
+import type { KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -45,6 +46,10 @@ export interface RescueControl {
   readonly db: StateDb;
   /** This member's public key text ("ed25519:..."): what peers put in their config. */
   readonly publicKey: string;
+  /** Id and signing key (the data path signs rescuer fetches with it). */
+  readonly identity: MemberIdentity;
+  /** Peer id -> public key; a live map that update() changes in place. */
+  readonly peerKeys: ReadonlyMap<string, KeyObject>;
   /**
    * Config reload: new settings and peers (keys take effect for the next message); a changed
    * rescue.mode is applied like setMode.
@@ -111,6 +116,8 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     client,
     db,
     publicKey,
+    identity,
+    peerKeys: peers,
     update(next: Config) {
       const fresh = peerKeyMap(next.peers); // throws before anything changes
       const nextSettings = rescueSettings(next);
