@@ -186,6 +186,17 @@ export function treeCpuMs(root) {
   return (jiffies * 1000) / CLK_TCK;
 }
 
+/** CPU ms (user + system) of one process's main thread (its tid is its pid). */
+export function mainThreadCpuMs(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
 const CLK_TCK = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

@@ -22,6 +22,7 @@ import {
   say,
   setNiceness,
   sleep,
+  mainThreadCpuMs,
   treeCpuMs,
   start,
   waitQuiet,
@@ -458,10 +459,17 @@ async function profile(dir, upstreamPort) {
   const url = `http://127.0.0.1:${ours.port}/${size}`;
   await wrk(url, { connections, seconds: warmupS, cpus: layout.load });
   const skipMs = Date.now() - spawned;
+  const main0 = mainThreadCpuMs(ours.child.pid);
+  const tree0 = treeCpuMs(ours.child.pid);
   const { value: w, noise } = await measured(`profile ${size}`, () =>
     wrk(url, { connections, seconds: durationS, cpus: layout.load }),
   );
   const profiledMs = Date.now() - spawned - skipMs;
+  // The V8 profiler samples wall-clock time: a thread pre-empted inside a syscall is charged to
+  // that syscall. The main thread's real CPU time over the same window says how much of the
+  // "busy" profile was work.
+  const mainCpuMs = mainThreadCpuMs(ours.child.pid) - main0;
+  const treeCpu = treeCpuMs(ours.child.pid) - tree0;
   say(
     `profiling ${size}: ${Math.round(w.rps)} req/s under --cpu-prof, other processes ${Math.round(noise * 100)}% CPU`,
   );
@@ -480,7 +488,14 @@ async function profile(dir, upstreamPort) {
       `${Math.round(w.rps)} req/s (slower than unprofiled; other processes used ${Math.round(noise * 100)}% of the CPUs). ` +
       `Pinning: ${layout.text}. The summary covers ${profiledMs} ms after the skip. ` +
       `Profile: ${path.relative(root, file)} (not committed; \`node bench/proxy/profile-summary.js FILE --callers NAME\` ` +
-      'shows where a function is called from).',
+      'shows where a function is called from). ' +
+      `Over the same window the main thread was on a CPU for ${Math.round(mainCpuMs)} ms ` +
+      `(the whole process, all threads: ${Math.round(treeCpu)} ms) against ${Math.round(summary.busyMs)} ms of ` +
+      'busy samples, so ' +
+      (mainCpuMs >= 0.95 * summary.busyMs
+        ? 'the busy samples are real CPU work (user or kernel), not time spent pre-empted.'
+        : `${Math.round(100 - (100 * mainCpuMs) / summary.busyMs)}% of the busy samples are time the main thread ` +
+          'was runnable but not running (pre-empted), charged to the function it was in.'),
   });
   console.log(md);
   if (!opt['no-record']) {
