@@ -173,17 +173,25 @@ function procJiffies(pid) {
 
 /** CPU ms (user + system, all threads, not children) used so far by `root` and its live descendants. */
 export function treeCpuMs(root) {
-  let jiffies = 0;
+  const { user, sys } = treeCpuSplitMs(root);
+  return user + sys;
+}
+
+/** The same, split into user and system (kernel) ms. */
+export function treeCpuSplitMs(root) {
+  let user = 0;
+  let sys = 0;
   for (const pid of treePids(root)) {
     try {
       const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      jiffies += Number(f[11]) + Number(f[12]);
+      user += Number(f[11]);
+      sys += Number(f[12]);
     } catch {
       // Gone.
     }
   }
-  return (jiffies * 1000) / CLK_TCK;
+  return { user: (user * 1000) / CLK_TCK, sys: (sys * 1000) / CLK_TCK };
 }
 
 /** CPU ms (user + system) of one process's main thread (its tid is its pid). */

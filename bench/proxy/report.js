@@ -63,6 +63,25 @@ export function variantsTable(result) {
   return lines.join('\n');
 }
 
+/** Where each proxy's CPU per request goes: user space vs kernel (system calls, loopback TCP). */
+export function cpuSplitTable(result) {
+  const names = Object.keys(result.throughput[result.sizes[0]]).filter((n) => n !== 'direct');
+  const lines = [
+    '| body | proxy | CPU µs/req | user µs/req | kernel µs/req |',
+    '| --- | --- | ---: | ---: | ---: |',
+  ];
+  for (const size of result.sizes) {
+    for (const n of names) {
+      const t = result.throughput[size][n];
+      if (t.cpuUs === null || t.sysUs === null || t.sysUs === undefined) continue;
+      lines.push(
+        `| ${size} | ${n} | ${fmtInt(t.cpuUs)} | ${fmtInt(t.cpuUs - t.sysUs)} | ${fmtInt(t.sysUs)} |`,
+      );
+    }
+  }
+  return lines.length > 2 ? lines.join('\n') : '';
+}
+
 export function latencyTable(result) {
   const lines = [
     '| body | fixed rate req/s | direct p50 / p99 ms | nginx p50 / p99 ms | ours p50 / p99 ms | nginx added p99 ms | ours added p99 ms | errors (direct/nginx/ours) |',
@@ -166,6 +185,9 @@ export function consoleReport(result) {
     throughputTable(result),
     '',
     ...(variantsTable(result) ? ['Diagnostic variants (same run):', variantsTable(result), ''] : []),
+    ...(cpuSplitTable(result)
+      ? ['CPU per request, user vs kernel (medians of the rounds):', cpuSplitTable(result), '']
+      : []),
     'Added latency at a fixed rate (half our max):',
     latencyTable(result),
     '',
@@ -191,6 +213,7 @@ export function appendResults(file, result) {
     throughputTable(result),
     '',
     ...(variantsTable(result) ? [variantsTable(result), ''] : []),
+    ...(cpuSplitTable(result) ? [cpuSplitTable(result), ''] : []),
     latencyTable(result),
     '',
     targetLines(result),

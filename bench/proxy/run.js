@@ -24,6 +24,7 @@ import {
   sleep,
   mainThreadCpuMs,
   treeCpuMs,
+  treeCpuSplitMs,
   start,
   waitQuiet,
   waitReady,
@@ -330,11 +331,13 @@ async function throughput(targets, noise, pids) {
         const url = `${targets[name]}/${size}`;
         await wrk(url, { connections, seconds: warmupS, cpus: layout.load });
         const { value: w, noise: f } = await measured(`${size} ${name}`, async () => {
-          const p0 = pids[name] ? treeCpuMs(pids[name]) : 0;
+          const p0 = pids[name] ? treeCpuSplitMs(pids[name]) : null;
           const u0 = treeCpuMs(pids.upstream);
           const res = await wrk(url, { connections, seconds: durationS, cpus: layout.load });
           const n = res.requests || 1;
-          res.proxyCpuUs = pids[name] ? ((treeCpuMs(pids[name]) - p0) * 1000) / n : null;
+          const p1 = p0 ? treeCpuSplitMs(pids[name]) : null;
+          res.proxyCpuUs = p0 ? ((p1.user - p0.user + p1.sys - p0.sys) * 1000) / n : null;
+          res.proxySysUs = p0 ? ((p1.sys - p0.sys) * 1000) / n : null;
           res.upstreamCpuUs = ((treeCpuMs(pids.upstream) - u0) * 1000) / n;
           return res;
         });
@@ -363,6 +366,7 @@ async function throughput(targets, noise, pids) {
         p50: chosen.latencyMs.p50,
         p99: chosen.latencyMs.p99,
         cpuUs: cpu.length ? [...cpu].sort((a, b) => a - b)[cpu.length >> 1] : null,
+        sysUs: cpu.length ? [...runs.map((w) => w.proxySysUs)].sort((a, b) => a - b)[runs.length >> 1] : null,
         upstreamCpuUs: [...runs.map((w) => w.upstreamCpuUs)].sort((a, b) => a - b)[runs.length >> 1],
         runs: runs.map((w) => ({ rps: w.rps, p99: w.latencyMs.p99, cpuUs: w.proxyCpuUs })),
       };
