@@ -127,8 +127,16 @@ export class RescueController extends EventEmitter {
   }
 
   /** The monitor's 'sample' handler: the measurement the next tick acts on; feeds the predictor. */
+  /** In-flight requests at the previous sample: their growth counts as arrivals (see observe). */
+  private prevActive: number | null = null;
   observe(sample: MonitorSample): void {
-    this.measure = measureOf(sample);
+    // Measure.rate is the rate requests ARRIVE at the front. The monitor counts finished ones; behind
+    // an upstream that queues (a saturated uplink) those stay at its capacity however many arrive,
+    // so the SOS would ask for far too little. Arrivals = finished + growth of in-flight requests.
+    const m = measureOf(sample);
+    const grew = this.prevActive === null ? 0 : ((sample.active - this.prevActive) * 1000) / sample.elapsedMs;
+    this.prevActive = sample.active;
+    this.measure = { ...m, rate: Math.max(0, m.rate + grew) };
     this.early.push((sample.rates.requests * sample.elapsedMs) / 1000, this.table.clock.now());
   }
 
