@@ -45,7 +45,7 @@ export interface CommunityOptions {
   baseDir: string;
   /** Origin's site capacity in requests/s (the limiter, and its monitor's request_rate capacity). */
   originRps: number;
-  /** Each rescuer's request_rate capacity (default 10 x originRps). */
+  /** Each rescuer's request_rate capacity (default 20 x originRps: rescuers are bigger sites). */
   rescuerRps?: number;
   /** Addresses: the origin's first, then one per rescuer (default 127.0.0.2 .. 127.0.0.5). */
   hosts?: readonly string[];
@@ -149,7 +149,7 @@ export class Community {
     if (hosts.length < 2 || names.length !== hosts.length)
       throw new Error('a community needs an origin and at least one rescuer, one name per address');
     const tuning = { ...DEMO_TUNING, ...opts.tuning };
-    const rescuerRps = opts.rescuerRps ?? 10 * opts.originRps;
+    const rescuerRps = opts.rescuerRps ?? 20 * opts.originRps;
     mkdirSync(opts.baseDir, { recursive: true, mode: 0o700 });
 
     const members: Member[] = [];

@@ -67,8 +67,9 @@ export class Crowd {
   constructor(opts: CrowdOptions) {
     this.#opts = opts;
     const lookup = nameLookup(opts.hosts);
+    // No per-host connection cap: a request queued in the client would time out there, not at the
+    // origin (which answers a redirected request at once however busy its upstream is).
     this.#agent = new Agent({
-      connections: 256,
       keepAliveTimeout: 4_000,
       connect: { lookup, timeout: opts.timeoutMs ?? 10_000 },
     });

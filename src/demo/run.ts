@@ -130,6 +130,13 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     const status = await memberStatus(community.origin).catch(() => null);
     const counts = originSessionCounts(community.origin);
     const summary = summarize(crowd, community, progress.maxPr, counts, status, endpoints);
+    const t = crowd.tally;
+    say(
+      `errors: ${t.timeouts} timeouts (10 s), ${t.httpErrors} HTTP >= 400, ` +
+        `${t.errors - t.timeouts - t.httpErrors} transport; ${t.redirected} fetches redirected` +
+        (t.skipped > 0 ? `; ${t.skipped} arrivals not sent (too many in flight)` : '') +
+        '\n',
+    );
     await community.stop();
     if (opts.json) out.write(JSON.stringify(summary) + '\n');
     else out.write(describeSummary(summary));
