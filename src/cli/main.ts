@@ -110,7 +110,7 @@ function buildProgram(): Command {
       'flash crowd arrival rate in fetches/s (default 10 x origin capacity)',
       positiveNumber,
     )
-    .option('--origin-rps <n>', "origin site's capacity in requests/s", positiveNumber, 20)
+    .option('--origin-rps <n>', "origin site's capacity in requests/s", positiveNumber, 10)
     .option(
       '--base-dir <dir>',
       'where configs, keys, tokens, state files and logs go (default: a new temp dir)',

@@ -14,7 +14,7 @@ export interface DemoOptions {
   json?: boolean;
   /** Crowd arrival rate in fetches/s (default 10 x originRps). */
   crowdRps?: number;
-  /** Origin's capacity in requests/s (default 20). */
+  /** Origin's capacity in requests/s (default 10). */
   originRps?: number;
   baseDir?: string;
   /** Cycle mode: seconds of crowd and of calm. */
@@ -65,7 +65,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const err = opts.stderr ?? process.stderr;
   const out = opts.stdout ?? process.stdout;
-  const originRps = opts.originRps ?? 20;
+  const originRps = opts.originRps ?? 10;
   const crowdRps = opts.crowdRps ?? 10 * originRps;
   const baseDir = opts.baseDir ?? mkdtempSync(join(tmpdir(), 'dotslash-demo-'));
   const say = (s: string): void => void err.write(s);
