@@ -34,6 +34,7 @@ export interface ProxyStatsSnapshot {
   readonly bytesOut: number; // response bytes sent to clients (head + body)
   readonly upstreamErrors: number; // connect failures, resets, timeouts, upstream 5xx
   readonly clientErrors: number; // requests refused as malformed / too large (4xx from us)
+  readonly redirects: number; // requests answered with a rescue redirect (302 to a rescuer's vhost)
   readonly status: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
   readonly active: number; // requests in flight now (gauge, not cumulative)
   readonly connections: number; // open client connections now (gauge)
@@ -50,6 +51,7 @@ export class ProxyStats {
   bytesOut = 0;
   upstreamErrors = 0;
   clientErrors = 0;
+  redirects = 0;
   active = 0;
   connections = 0;
   readonly status = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
@@ -82,6 +84,7 @@ export class ProxyStats {
       bytesOut: this.bytesOut,
       upstreamErrors: this.upstreamErrors,
       clientErrors: this.clientErrors,
+      redirects: this.redirects,
       status: Object.freeze({ ...this.status }),
       active: this.active,
       connections: this.connections,

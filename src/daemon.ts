@@ -154,6 +154,15 @@ export class Daemon {
         isReady: () => proxy.ready && this.#closing === undefined,
         logger: this.#log,
         info: () => this.#info(),
+        // The kill switch (issue 3 item 3) reads the controller lazily: it starts after the admin listener.
+        rescue:
+          effectiveRescueMode(cfg) === 'off'
+            ? undefined
+            : {
+                state: () => this.#rescue?.controller.state ?? 'normal',
+                mode: () => this.#rescue?.controller.mode ?? effectiveRescueMode(cfg),
+                setMode: (mode) => this.#rescue?.controller.setMode(mode),
+              },
       });
       this.#admin = admin;
       const adminAddr = await admin.listen().catch((err: unknown) => {

@@ -116,6 +116,7 @@ export class RescueRouter {
       const location = this.redirector!.decide(req);
       if (location !== null) {
         new OwnResponse(this.ctx, req, res);
+        this.ctx.stats.redirects++;
         writeRedirect(res, location);
         return true;
       }

@@ -7,11 +7,20 @@ export const AdminErrors = {
   },
   ADM_ERR_NOT_FOUND: {
     status: 404,
-    message: 'no such admin endpoint (there are /healthz, /readyz, /metrics and /status)',
+    message: 'no such admin endpoint (there are /healthz, /readyz, /metrics, /status and /rescue/mode)',
   },
   ADM_ERR_METHOD_NOT_ALLOWED: {
     status: 405,
-    message: 'admin endpoints answer GET and HEAD only',
+    message: 'this admin endpoint does not answer that method (GET and HEAD; POST on /rescue/mode)',
+  },
+  ADM_ERR_RESCUE_OFF: {
+    status: 409,
+    message:
+      'rescue is off in the configuration (rescue.mode or no peers), so there is no controller to switch',
+  },
+  ADM_ERR_BAD_BODY: {
+    status: 400,
+    message: 'the request body is not what this endpoint takes',
   },
   ADM_ERR_INTERNAL: {
     status: 500,

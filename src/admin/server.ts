@@ -20,7 +20,22 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Extra fields for /status (version, name, listeners...), under "info". */
   readonly info?: () => Record<string, unknown>;
+  /** The rescue controller's kill switch and state, when rescue runs (issue 3 item 3). */
+  readonly rescue?: RescueSwitch;
 }
+
+/** What the admin API needs of the rescue controller: its state and the run-time mode switch. */
+export interface RescueSwitch {
+  /** Member state (slide 18): normal, sos (being rescued) or rescue (rescuing others). */
+  state(): string;
+  mode(): RescueModeName;
+  setMode(mode: RescueModeName): void;
+}
+
+export type RescueModeName = 'on' | 'observe' | 'off';
+const RESCUE_MODES: readonly string[] = ['on', 'observe', 'off'];
+/** A mode switch body is one tiny JSON object; anything bigger is refused unread. */
+const MAX_MODE_BODY = 1_024;
 
 /** Splits "HOST:PORT" / "[v6]:PORT" (already validated by the config schema). */
 export function parseHostPort(listen: string): { host: string; port: number } {
@@ -90,9 +105,10 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.resume(); // bodies are ignored; drain so keep-alive works
     const path = (req.url ?? '/').split('?', 1)[0];
     const route = ROUTES[path as keyof typeof ROUTES];
+    if (route === 'rescue-mode') return this.handleRescueMode(req, res);
+    req.resume(); // bodies are ignored; drain so keep-alive works
     if (!route) return fail(res, req, 'ADM_ERR_NOT_FOUND', `no admin endpoint ${JSON.stringify(path)}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
@@ -103,24 +119,7 @@ export class AdminServer {
       const ready = this.opts.isReady();
       return send(res, req, ready ? 200 : 503, JSON.stringify({ ready }));
     }
-    const auth = this.authorize(req);
-    if (auth !== 'ok') {
-      // RFC 6750 section 3: say which scheme is wanted, and whether the token given was wrong.
-      res.setHeader(
-        'www-authenticate',
-        auth === 'missing'
-          ? 'Bearer realm="dotslash-admin"'
-          : 'Bearer realm="dotslash-admin", error="invalid_token"',
-      );
-      return fail(
-        res,
-        req,
-        'ADM_ERR_UNAUTHORIZED',
-        auth === 'missing'
-          ? undefined
-          : `${AdminErrors.ADM_ERR_UNAUTHORIZED.message} (the token given is wrong)`,
-      );
-    }
+    if (!this.checkAuth(req, res)) return;
     if (route === 'metrics') {
       const text = await this.registry.metrics();
       res.setHeader('content-type', this.registry.contentType);
@@ -130,6 +129,66 @@ export class AdminServer {
       return;
     }
     return send(res, req, 200, JSON.stringify(this.statusBody()));
+  }
+
+  /** Bearer check; on failure writes the 401 and returns false. */
+  private checkAuth(req: IncomingMessage, res: ServerResponse): boolean {
+    const auth = this.authorize(req);
+    if (auth === 'ok') return true;
+    // RFC 6750 section 3: say which scheme is wanted, and whether the token given was wrong.
+    res.setHeader(
+      'www-authenticate',
+      auth === 'missing'
+        ? 'Bearer realm="dotslash-admin"'
+        : 'Bearer realm="dotslash-admin", error="invalid_token"',
+    );
+    fail(
+      res,
+      req,
+      'ADM_ERR_UNAUTHORIZED',
+      auth === 'missing'
+        ? undefined
+        : `${AdminErrors.ADM_ERR_UNAUTHORIZED.message} (the token given is wrong)`,
+    );
+    return false;
+  }
+
+  /**
+   * GET /rescue/mode: the current mode and state; POST /rescue/mode {"mode":"on"|"observe"|"off"}:
+   * the run-time kill switch (issue 3 item 3). Both need the token.
+   */
+  private async handleRescueMode(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
+      req.resume();
+      res.setHeader('allow', 'GET, HEAD, POST');
+      return fail(res, req, 'ADM_ERR_METHOD_NOT_ALLOWED', '/rescue/mode answers GET, HEAD and POST');
+    }
+    if (!this.checkAuth(req, res)) {
+      req.resume();
+      return;
+    }
+    const rescue = this.opts.rescue;
+    if (!rescue) {
+      req.resume();
+      return fail(res, req, 'ADM_ERR_RESCUE_OFF');
+    }
+    if (req.method === 'POST') {
+      const text = await readSmallBody(req, MAX_MODE_BODY);
+      if (text === null) return fail(res, req, 'ADM_ERR_BAD_BODY', `body larger than ${MAX_MODE_BODY} bytes`);
+      let mode: unknown;
+      try {
+        mode = (JSON.parse(text) as { mode?: unknown } | null)?.mode;
+      } catch (err) {
+        return fail(res, req, 'ADM_ERR_BAD_BODY', `not JSON: ${(err as Error).message}`);
+      }
+      if (typeof mode !== 'string' || !RESCUE_MODES.includes(mode)) {
+        return fail(res, req, 'ADM_ERR_BAD_BODY', 'expected {"mode": "on" | "observe" | "off"}');
+      }
+      const from = rescue.mode();
+      rescue.setMode(mode as RescueModeName);
+      this.opts.logger.warn({ from, to: mode }, 'rescue mode switched from the admin API');
+    }
+    return send(res, req, 200, JSON.stringify({ mode: rescue.mode(), state: rescue.state() }));
   }
 
   private authorize(req: IncomingMessage): 'ok' | 'missing' | 'wrong' {
@@ -144,8 +203,9 @@ export class AdminServer {
     const st = this.opts.monitor.status();
     const s = this.opts.stats();
     return {
-      // Rescue states (slide 18) arrive with the controller; until then a daemon is always normal.
-      state: 'normal',
+      // Member state (slide 18) from the rescue controller; a daemon without rescue is always normal.
+      state: this.opts.rescue?.state() ?? 'normal',
+      rescueMode: this.opts.rescue?.mode() ?? 'off',
       ...st,
       totals: {
         requests: s.requests,
@@ -169,7 +229,22 @@ const ROUTES = {
   '/readyz': 'readyz',
   '/metrics': 'metrics',
   '/status': 'status',
+  '/rescue/mode': 'rescue-mode',
 } as const;
+
+/** The body as text, or null once it exceeds `max` bytes (the rest is drained, not stored). */
+function readSmallBody(req: IncomingMessage, max: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= max) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > max ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
 
 function send(res: ServerResponse, req: IncomingMessage, status: number, body: string): void {
   res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) });

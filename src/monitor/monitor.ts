@@ -163,9 +163,11 @@ export class WorkloadMonitor extends EventEmitter {
       perSecond(stats.upstreamErrors, prev.upstreamErrors),
       perSecond(stats.status['5xx'], prev.status['5xx']),
     );
+    const redirects = perSecond(stats.redirects, prev.redirects);
     const rates: Rates = {
       requests,
-      served: Math.max(0, requests - failed),
+      served: Math.max(0, requests - failed - redirects),
+      redirects,
       bytesOut,
       bytesIn,
       upstreamErrors,

@@ -28,8 +28,14 @@ export interface Percentiles {
 export interface Rates {
   /** All finished requests per second, whatever their status. */
   readonly requests: number;
-  /** Requests per second that did not end in an upstream-caused 5xx: the request_rate load. */
+  /**
+   * Requests per second served here: not ended in an upstream-caused 5xx and not answered with
+   * a rescue redirect. This is the request_rate load: a 302 costs next to nothing, and the
+   * controller's Pr arithmetic assumes local load falls as (1 - Pr).
+   */
   readonly served: number;
+  /** Rescue redirects (302 to a rescuer) issued per second. */
+  readonly redirects: number;
   readonly bytesOut: number;
   readonly bytesIn: number;
   readonly upstreamErrors: number;

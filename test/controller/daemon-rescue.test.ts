@@ -42,9 +42,32 @@ describe('Daemon with rescue', () => {
       await fetch(`http://127.0.0.1:${addrs.admin.port}/status`, { headers: { authorization: 'Bearer t' } })
     ).json()) as { info: { rescue: { mode: string; state: string; sessions: unknown[] } } };
     expect(status.info.rescue).toMatchObject({ mode: 'observe', state: 'normal', sessions: [] });
-    // The admin kill switch will call this (not wired into the admin API yet).
-    daemon.rescue!.controller.setMode('off');
+    // The admin kill switch (issue 3 item 3): token required, bad bodies refused, mode applied.
+    const modeUrl = `http://127.0.0.1:${addrs.admin.port}/rescue/mode`;
+    const post = (body: string, token = 't') =>
+      fetch(modeUrl, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body,
+      });
+    expect((await post('{"mode":"off"}', 'wrong')).status).toBe(401);
+    expect(daemon.rescue!.controller.mode).toBe('observe');
+    const bad = await post('{"mode":"maybe"}');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('ADM_ERR_BAD_BODY');
+    expect((await post('not json')).status).toBe(400);
+    expect((await post('x'.repeat(5_000))).status).toBe(400);
+    expect(daemon.rescue!.controller.mode).toBe('observe');
+    const switched = await post('{"mode":"off"}');
+    expect(switched.status).toBe(200);
+    expect(await switched.json()).toEqual({ mode: 'off', state: 'normal' });
     expect(daemon.rescue!.controller.mode).toBe('off');
+    const read = await fetch(modeUrl, { headers: { authorization: 'Bearer t' } });
+    expect(await read.json()).toEqual({ mode: 'off', state: 'normal' });
+    const st2 = (await (
+      await fetch(`http://127.0.0.1:${addrs.admin.port}/status`, { headers: { authorization: 'Bearer t' } })
+    ).json()) as { state: string; rescueMode: string };
+    expect(st2).toMatchObject({ state: 'normal', rescueMode: 'off' });
     await daemon.shutdown('test');
     await expect(fetch(`http://127.0.0.7:${addrs.control!.port}/v1/health`)).rejects.toThrow();
   });
@@ -57,5 +80,12 @@ describe('Daemon with rescue', () => {
     const addrs = await daemon.start();
     expect(addrs.control).toBeUndefined();
     expect(daemon.rescue).toBeUndefined();
+    const res = await fetch(`http://127.0.0.1:${addrs.admin.port}/rescue/mode`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer t' },
+      body: '{"mode":"on"}',
+    });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ADM_ERR_RESCUE_OFF');
   });
 });

@@ -25,6 +25,19 @@ function make(config: MonitorConfig, stats = new ProxyStats()): { m: WorkloadMon
 }
 
 describe('WorkloadMonitor.sampleNow', () => {
+  it('does not count rescue redirects as load: local load falls as Pr rises', async () => {
+    const { m, stats } = make(cfg({ cpu: { capacity: 1000 } }));
+    await sleep(100);
+    for (let i = 0; i < 20; i++) stats.recordResponse(200, 2, 1.5);
+    for (let i = 0; i < 80; i++) stats.recordResponse(302, 0.1, undefined);
+    stats.redirects += 80;
+    const s = m.sampleNow();
+    const seconds = s.elapsedMs / 1000;
+    expect(s.rates.requests * seconds).toBeCloseTo(100, 6);
+    expect(s.rates.redirects * seconds).toBeCloseTo(80, 6);
+    expect(s.rates.served * seconds).toBeCloseTo(20, 6);
+  });
+
   it('turns counter diffs into per-second rates, error ratio and latency percentiles', async () => {
     const { m, stats } = make(cfg({ cpu: { capacity: 1000 } }));
     await sleep(200);
