@@ -60,7 +60,15 @@ export function sample(region: Region, util: number, rate = util * 1000, elapsed
   return {
     at: Date.now(),
     elapsedMs,
-    rates: { requests: rate, served: rate, redirects: 0, bytesOut: 0, bytesIn: 0, upstreamErrors: 0, clientErrors: 0 },
+    rates: {
+      requests: rate,
+      served: rate,
+      redirects: 0,
+      bytesOut: 0,
+      bytesIn: 0,
+      upstreamErrors: 0,
+      clientErrors: 0,
+    },
     upstreamErrorRatio: null,
     latency: { p50: null, p95: null, p99: null },
     upstreamLatency: { p50: null, p95: null, p99: null },
