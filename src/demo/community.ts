@@ -3,6 +3,7 @@
 // admin tokens, state files and configs that list each other as peers. Used by `dotslash demo`
 // and by the integration tests.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -160,7 +161,12 @@ export class Community {
         const role: MemberRole = i === 0 ? 'origin' : 'rescuer';
         const dir = join(opts.baseDir, name);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const site = await startDemoSite({ host, ...(role === 'origin' ? { rps: opts.originRps } : {}) });
+        const site = await startDemoSite({
+          host,
+          ...(role === 'origin'
+            ? { rps: opts.originRps, urgent: (req) => fromMember(req, hosts.slice(1)) }
+            : {}),
+        });
         const [front, admin, control] = [await freePort(host), await freePort(host), await freePort(host)];
         const keyFile = join(dir, 'member.key');
         const pair = generateKeyPair();
@@ -204,6 +210,8 @@ export class Community {
           via: m.name,
           access_log: { enabled: false },
           timeouts: { drain_ms: 2_000 },
+          // Let the queue form at the site (where it is in real life), not in the proxy's pool.
+          connections: 4_096,
         },
         admin: { listen: hostPortOf(m.adminUrl), token_file: m.tokenFile },
         monitor: {
@@ -309,6 +317,14 @@ export class Community {
     })();
     return this.#stopping;
   }
+}
+
+/** A rescuer's fetch: marked by the rescuer, or forwarded for one of the rescuers' addresses. */
+function fromMember(req: IncomingMessage, rescuers: readonly string[]): boolean {
+  if (req.headers['x-dotslash-rescuer'] !== undefined) return true;
+  const xff = req.headers['x-forwarded-for'];
+  const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').pop()?.trim() ?? '';
+  return rescuers.includes(last);
 }
 
 const hostPortOf = (url: string): string => new URL(url).host;

@@ -7,6 +7,8 @@ export class RateQueue {
   #tokens: number;
   #last = performance.now();
   readonly #queue: Waiter[] = [];
+  /** Served before #queue: the few fetches rescuers make to fill their caches. */
+  readonly #urgent: Waiter[] = [];
   #head = 0;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -21,14 +23,14 @@ export class RateQueue {
 
   /** Requests waiting for their turn now. */
   get waiting(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length - this.#head + this.#urgent.length;
   }
 
   /**
    * Runs `fn` when its turn comes (in arrival order). A waiter whose `gone()` turns true before
    * its turn leaves the queue without using capacity (a client that gave up).
    */
-  take(fn: () => void, gone: () => boolean = never): void {
+  take(fn: () => void, gone: () => boolean = never, urgent = false): void {
     if (this.#closed) return;
     this.#refill();
     if (this.waiting === 0 && this.#tokens >= 1) {
@@ -36,7 +38,7 @@ export class RateQueue {
       fn();
       return;
     }
-    this.#queue.push({ fn, gone });
+    (urgent ? this.#urgent : this.#queue).push({ fn, gone });
     this.#schedule();
   }
 
@@ -46,6 +48,7 @@ export class RateQueue {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#queue.length = 0;
+    this.#urgent.length = 0;
     this.#head = 0;
   }
 
@@ -62,8 +65,11 @@ export class RateQueue {
       this.#timer = null;
       this.#refill();
       while (this.waiting > 0 && this.#tokens >= 1) {
-        const w = this.#queue[this.#head]!;
-        this.#queue[this.#head++] = DONE;
+        let w = this.#urgent.shift();
+        if (w === undefined) {
+          w = this.#queue[this.#head]!;
+          this.#queue[this.#head++] = DONE;
+        }
         if (w.gone()) continue;
         this.#tokens -= 1;
         w.fn();

@@ -13,8 +13,17 @@ export interface DemoSite extends StaticSite {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Serves examples/static-site/public on host:0; with `rps`, at most that many requests/s start being answered. */
-export async function startDemoSite(opts: { host: string; rps?: number }): Promise<DemoSite> {
+/**
+ * Serves examples/static-site/public on host:0; with `rps`, at most that many requests/s start
+ * being answered. `urgent(req)` requests skip the queue: the site's operator lets its rescuers'
+ * few cache-filling fetches through first (without that, a rescuer's first fetch of each URL
+ * waits behind the whole crowd's backlog and its clients time out).
+ */
+export async function startDemoSite(opts: {
+  host: string;
+  rps?: number;
+  urgent?: (req: IncomingMessage) => boolean;
+}): Promise<DemoSite> {
   const root = join(packageRoot(), 'examples', 'static-site', 'public');
   const site = await startStaticSite({ host: opts.host, port: 0, root });
   if (opts.rps === undefined) return { ...site, waiting: () => 0 };
@@ -27,6 +36,7 @@ export async function startDemoSite(opts: { host: string; rps?: number }): Promi
     queue.take(
       () => serve!(req, res),
       () => res.destroyed || req.socket.destroyed,
+      opts.urgent?.(req) ?? false,
     );
   });
   return {
