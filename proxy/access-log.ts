@@ -77,11 +77,69 @@ export function accessLineWriter(logger: pino.Logger | null): AccessLine | null 
   };
 }
 
+/** The part of pino's SonicBoom destination that LineBatch uses. */
+interface Destination {
+  write(s: string): boolean;
+  flush(cb?: (err?: Error) => void): void;
+  flushSync(): void;
+  end(): void;
+}
+
+function writeBatch(batch: LineBatch): void {
+  batch.push();
+}
+
+/**
+ * Collects the lines of one event-loop turn into one string and hands it to the destination
+ * once (setImmediate): SonicBoom's write() measures the UTF-8 length of its whole pending
+ * buffer on every call (flattening the concatenated string, up to minLength bytes copied per
+ * line), so line-at-a-time writes cost O(buffer) each. Every line goes through here (pino's
+ * own writes too), so their order is kept; flush() and flushSync() push the batch first.
+ */
+class LineBatch {
+  private pending = '';
+  private scheduled = false;
+  constructor(private readonly dest: Destination) {}
+
+  write(s: string): boolean {
+    this.pending += s;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(writeBatch, this);
+    }
+    return true;
+  }
+
+  push(): void {
+    this.scheduled = false;
+    const s = this.pending;
+    if (s === '') return;
+    this.pending = '';
+    this.dest.write(s);
+  }
+
+  flush(cb?: (err?: Error) => void): void {
+    this.push();
+    this.dest.flush(cb);
+  }
+
+  flushSync(): void {
+    this.push();
+    this.dest.flushSync();
+  }
+
+  end(): void {
+    this.push();
+    this.dest.end();
+  }
+}
+
 /**
  * Create the access logger for `cfg`, or null when disabled (the proxy then pays one null
  * check per request). Output goes to "stdout", "stderr" or a file path (created if missing).
- * pino.destination with sync: false and a 4 KiB minLength batches lines into few writes; call
- * `logger.flush()` (FrontProxy.close() does) before exit.
+ * Lines are gathered per event-loop turn (LineBatch), then pino.destination with sync: false and
+ * a 4 KiB minLength batches them into few writes; call `logger.flush()` (FrontProxy.close()
+ * does) before exit.
  */
 export function createAccessLogger(
   cfg: ProxyConfig['access_log'],
@@ -101,7 +159,7 @@ export function createAccessLogger(
       base: { log: 'access' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     },
-    dest,
+    new LineBatch(dest as unknown as Destination),
   );
   ownLoggers.add(logger);
   return logger;
