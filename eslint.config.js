@@ -13,6 +13,8 @@ const controlPlane = [
   '**/src/monitor/**',
   '**/src/cli/**',
   '**/src/daemon*',
+  '**/src/storage/**',
+  '**/src/demo/**',
 ];
 
 export default tseslint.config(

@@ -142,7 +142,7 @@ export class Daemon {
         logger: this.#log,
       });
       this.#monitor = monitor;
-      // The monitor logs its own region changes; the rescue controller will subscribe to 'region'.
+      // The monitor logs its own region changes; the rescue controller subscribes to its 'sample' events.
       monitor.on('error', (err: unknown) => this.#log.error({ err }, 'workload monitor error'));
       monitor.start();
 

@@ -84,6 +84,28 @@ function buildProgram(): Command {
     });
 
   program
+    .command('keygen')
+    .description(
+      "make this member's Ed25519 key pair: writes the private key (0600) and prints the public key line " +
+        'that peers put in peers[].public_key',
+    )
+    .option('-o, --out <file>', 'private key file (identity.key_file)', '.dotslash/member.key')
+    .option('--force', 'replace an existing key file (the member gets a new identity)', false)
+    .action(async (o: { out: string; force: boolean }) => {
+      const { keygen } = await import('../../rescue-protocol/keygen.js');
+      usageErrors(() => keygen({ keyFile: o.out, overwrite: o.force }));
+    });
+
+  program
+    .command('pubkey')
+    .description('print the public key line of an existing private key file (e.g. one the daemon created)')
+    .option('-k, --key <file>', 'private key file (identity.key_file)', '.dotslash/member.key')
+    .action(async (o: { key: string }) => {
+      const { loadPrivateKey } = await import('../../rescue-protocol/keys.js');
+      usageErrors(() => process.stdout.write(`${loadPrivateKey(o.key).publicKey}\n`));
+    });
+
+  program
     .command('example')
     .description('run the example static site with the daemon in front of it (what npm start runs)')
     .option('--listen <host:port>', 'front listener address', EXAMPLE_DEFAULTS.listen)
@@ -135,6 +157,16 @@ function buildProgram(): Command {
     );
 
   return program;
+}
+
+/** Key-file problems (exists, missing, open mode) are the operator's to fix: exit 1, not 2. */
+function usageErrors(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (err) {
+    process.stderr.write(`dotslash: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = EXIT_CONFIG;
+  }
 }
 
 function positiveNumber(value: string): number {

@@ -238,3 +238,28 @@ describe('dotslash example (npm start)', { timeout: 60_000 }, () => {
     expect(p.out.stdout).toContain('"url":"/files/100k.bin"');
   });
 });
+
+describe('dotslash keygen / pubkey', () => {
+  it('writes a 0600 private key, prints the public key line, refuses to overwrite, and pubkey prints it again', async () => {
+    const dir = tmp();
+    const keyFile = join(dir, 'keys', 'member.key');
+    const gen = runCli(['keygen', '-o', keyFile]);
+    expect(await gen.exited).toBe(0);
+    const line = gen.out.stdout.trim();
+    expect(line).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'keys')).mode & 0o777).toBe(0o700);
+
+    const again = runCli(['keygen', '-o', keyFile]);
+    expect(await again.exited).toBe(1);
+    expect(again.out.stderr).toMatch(/RSC_ERR_KEY_FILE_EXISTS|exists/);
+
+    const pub = runCli(['pubkey', '-k', keyFile]);
+    expect(await pub.exited).toBe(0);
+    expect(pub.out.stdout.trim()).toBe(line);
+
+    const missing = runCli(['pubkey', '-k', join(dir, 'nope.key')]);
+    expect(await missing.exited).toBe(1);
+    expect(missing.out.stderr).toMatch(/nope\.key/);
+  });
+});
