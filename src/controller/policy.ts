@@ -42,7 +42,9 @@ const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
  */
 export function targetPr(pr: number, m: Measure): number {
   if (!(m.util > 0)) return 0;
-  return clamp01(1 - (desiredUtil(m) * (1 - pr)) / m.util);
+  // At Pr = 1 the formula gives 1 whatever the load (nothing is served here, so it cannot tell),
+  // and a Pr of 1 would never come down or be released: count at least 1% as served here.
+  return clamp01(1 - (desiredUtil(m) * Math.max(1 - pr, 0.01)) / m.util);
 }
 
 /** Moves Pr towards `target` by at most `stepMax` (rescue.pr_step_max), so one noisy sample cannot swing it. */
