@@ -13,6 +13,8 @@ export interface Measure {
   readonly upper: number;
   /** Requests/s arriving at the front (redirected ones included). */
   readonly rate: number;
+  /** The request_rate capacity (requests/s the site is sized for); 0 when that resource is off. */
+  readonly requestCapacity: number;
 }
 
 export function measureOf(sample: MonitorSample): Measure {
@@ -28,6 +30,7 @@ export function measureOf(sample: MonitorSample): Measure {
     lower: best?.lower ?? 0.5,
     upper: best?.upper ?? 0.8,
     rate: sample.rates.requests,
+    requestCapacity: sample.resources.request_rate?.capacity ?? 0,
   };
 }
 
@@ -44,7 +47,15 @@ export function targetPr(pr: number, m: Measure): number {
   if (!(m.util > 0)) return 0;
   // At Pr = 1 the formula gives 1 whatever the load (nothing is served here, so it cannot tell),
   // and a Pr of 1 would never come down or be released: count at least 1% as served here.
-  return clamp01(1 - (desiredUtil(m) * Math.max(1 - pr, 0.01)) / m.util);
+  const byUtil = clamp01(1 - (desiredUtil(m) * Math.max(1 - pr, 0.01)) / m.util);
+  // A saturated site (a full uplink, a queue at the upstream) serves at its capacity however
+  // many requests arrive, so its utilisation stops at ~1 and byUtil under-asks. The arrival rate
+  // does not saturate: keep u* x capacity here and send the rest, Pr = 1 - u* capacity / rate.
+  // Unsaturated, both give the same Pr; saturated, the arrival rate is the right one. Saturation
+  // only shows while heavy: light, the utilisation is exact and the arrival estimate is the noisier.
+  if (m.region !== 'heavy' || !(m.requestCapacity > 0) || !(m.rate > 0)) return byUtil;
+  const byArrivals = clamp01(1 - (desiredUtil(m) * m.requestCapacity) / m.rate);
+  return Math.max(byUtil, byArrivals);
 }
 
 /** Moves Pr towards `target` by at most `stepMax` (rescue.pr_step_max), so one noisy sample cannot swing it. */
