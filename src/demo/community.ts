@@ -319,9 +319,12 @@ export class Community {
   }
 }
 
-/** A rescuer's fetch: marked by the rescuer, or forwarded for one of the rescuers' addresses. */
+/**
+ * A rescuer's fetch: forwarded by the origin front for one of the rescuers' addresses. The front
+ * writes X-Forwarded-For itself (clients' values are replaced), so a client cannot claim it; the
+ * marker header is not trusted here, since the front verifies it only while a rescue is active.
+ */
 function fromMember(req: IncomingMessage, rescuers: readonly string[]): boolean {
-  if (req.headers['x-dotslash-rescuer'] !== undefined) return true;
   const xff = req.headers['x-forwarded-for'];
   const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').pop()?.trim() ?? '';
   return rescuers.includes(last);
