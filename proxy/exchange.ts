@@ -279,14 +279,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (abort !== null && this.state !== 2) abort(new ProxyError('PRX_ERR_INTERNAL', 'client went away'));
     }
     const socket = this.socket;
-    const read = socket.bytesRead;
-    const written = socket.bytesWritten;
-    const bytesIn = read - socket[kRead];
-    const bytes = written - socket[kWritten];
-    socket[kRead] = read;
-    socket[kWritten] = written;
-    stats.bytesIn += bytesIn;
-    stats.bytesOut += bytes;
+    const bytes = attributeSocketBytes(socket, stats);
     const totalMs = performance.now() - this.start;
     const status = res.headersSent ? res.statusCode : 499;
     if (this.errorCode !== null && ProxyErrors[this.errorCode].status < 500) stats.clientErrors++;
@@ -389,4 +382,19 @@ function informational(res: ServerResponse, statusCode: number, raw: Buffer[]): 
     }
     if (hints.link !== undefined) res.writeEarlyHints(hints as { link: string | string[] });
   }
+}
+
+/**
+ * Attribute the socket's bytes since the last finished response on it to `stats` (keep-alive
+ * sockets carry many responses) and return the bytes written for this one (access log, usage).
+ */
+export function attributeSocketBytes(socket: CountedSocket, stats: ProxyStats): number {
+  const read = socket.bytesRead;
+  const written = socket.bytesWritten;
+  const bytes = written - socket[kWritten];
+  stats.bytesIn += read - socket[kRead];
+  stats.bytesOut += bytes;
+  socket[kRead] = read;
+  socket[kWritten] = written;
+  return bytes;
 }

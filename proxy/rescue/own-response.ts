@@ -3,7 +3,12 @@
 // writes, so the monitor and the log see every request whoever answered it.
 import type { IncomingMessage } from 'node:http';
 import { errorBodies, ProxyErrors, type ProxyErrorCode } from '../errors.js';
-import { kRead, kWritten, type CountedSocket, type FrontContext, type ProxyResponse } from '../exchange.js';
+import {
+  attributeSocketBytes,
+  type CountedSocket,
+  type FrontContext,
+  type ProxyResponse,
+} from '../exchange.js';
 import { countUsage, type SessionUsage } from './usage.js';
 
 /** One response the front writes itself; counted once when it closes. */
@@ -56,14 +61,7 @@ export class OwnResponse {
     const stats = ctx.stats;
     stats.active--;
     const socket = this.socket;
-    const read = socket.bytesRead;
-    const written = socket.bytesWritten;
-    const bytesIn = read - socket[kRead];
-    const bytes = written - socket[kWritten];
-    socket[kRead] = read;
-    socket[kWritten] = written;
-    stats.bytesIn += bytesIn;
-    stats.bytesOut += bytes;
+    const bytes = attributeSocketBytes(socket, stats);
     const totalMs = performance.now() - this.start;
     const status = res.headersSent ? res.statusCode : 499;
     if (this.errorCode !== null && ProxyErrors[this.errorCode].status < 500) stats.clientErrors++;
