@@ -136,7 +136,9 @@ export class Daemon {
         accessLog: this.#accessLog,
         rescue: {
           cacheBytes: cfg.rescue.cache.max_bytes,
-          ...(cfg.rescue.cache.max_entry_bytes !== undefined && { cacheEntryBytes: cfg.rescue.cache.max_entry_bytes }),
+          ...(cfg.rescue.cache.max_entry_bytes !== undefined && {
+            cacheEntryBytes: cfg.rescue.cache.max_entry_bytes,
+          }),
           endedLingerMs: cfg.rescue.ended_linger_ms,
         },
       });
@@ -172,6 +174,11 @@ export class Daemon {
                 mode: () => this.#rescue?.controller.mode ?? effectiveRescueMode(cfg),
                 setMode: (mode) => this.#rescue?.controller.setMode(mode),
               },
+        rescueMetrics: {
+          status: () => this.#rescue?.controller.status() ?? null,
+          redirects: () => proxy.redirectStats(),
+          cache: () => proxy.rescueCacheStats(),
+        },
       });
       this.#admin = admin;
       const adminAddr = await admin.listen().catch((err: unknown) => {
