@@ -4,7 +4,7 @@
 import * as http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type pino from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../src/config/schema.js';
