@@ -23,9 +23,10 @@ export interface SoaConfig {
 
 /**
  * One record set in a zone. `name` is relative to the zone ("www"), "@" for the apex, or absolute
- * (ends in the zone name, or with a trailing dot). Values by type: A/AAAA an address, CNAME/NS a
- * name (absolute; a trailing dot is optional), SRV "priority weight port target", TXT a string (split into 255-byte strings when longer)
- * or an array of strings (one record of several character-strings).
+ * (ends in the zone name, or with a trailing dot). Values by type: A/AAAA an address; CNAME, NS
+ * and the SRV target a name, always absolute (the trailing dot optional); SRV "priority weight
+ * port target"; TXT a string (split into 255-byte strings when longer) or an array of strings
+ * (one record of several character-strings).
  */
 export interface RecordConfig {
   readonly name: string;
