@@ -16,13 +16,22 @@ describe('resolveSrv', () => {
     const eps = await resolveSrv('_dotslash._tcp.origin.test', { servers: [`127.0.0.1:${t.port}`] });
     expect(eps).toHaveLength(3);
     expect(eps[2]).toEqual({ host: 'reg3.origin.test', port: 9302, priority: 20, weight: 0 });
-    expect(eps.slice(0, 2).map((e) => e.port).sort()).toEqual([9300, 9301]);
+    expect(
+      eps
+        .slice(0, 2)
+        .map((e) => e.port)
+        .sort(),
+    ).toEqual([9300, 9301]);
   });
 
   it('a name with no SRV records or outside the zone rejects with DNS_ERR_SRV_LOOKUP', async () => {
     const servers = [`127.0.0.1:${t.port}`];
-    await expect(resolveSrv('_none._tcp.origin.test', { servers })).rejects.toThrow(/DNS_ERR_SRV_LOOKUP.*ENOTFOUND/);
-    await expect(resolveSrv('_dotslash._tcp.example.com', { servers, tries: 1 })).rejects.toThrow(/DNS_ERR_SRV_LOOKUP/);
+    await expect(resolveSrv('_none._tcp.origin.test', { servers })).rejects.toThrow(
+      /DNS_ERR_SRV_LOOKUP.*ENOTFOUND/,
+    );
+    await expect(resolveSrv('_dotslash._tcp.example.com', { servers, tries: 1 })).rejects.toThrow(
+      /DNS_ERR_SRV_LOOKUP/,
+    );
   });
 });
 
@@ -36,7 +45,7 @@ describe('orderSrv (RFC 2782)', () => {
 
   it('lower priority first; within a priority the weights decide who comes first', () => {
     let seed = 1;
-    const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const firsts: Record<string, number> = { a: 0, b: 0, c: 0 };
     for (let i = 0; i < 4000; i++) {
       const order = orderSrv(recs, random);
