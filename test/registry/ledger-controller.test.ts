@@ -153,7 +153,7 @@ describe('flood insurance: no tokens, no rescue', () => {
     expect(origin.table.list('origin', ['active'])).toHaveLength(0);
     const row = origin.db.sessions().find((r) => r.peer === A.id)!;
     expect(row.state).toBe('closed');
-    return row.reason ?? "";
+    return row.reason ?? '';
   }
 
   it('a member with zero tokens is declined (CTL_ERR_NO_TOKENS), and nothing is held', async () => {
