@@ -50,14 +50,31 @@ describe('balances from signed records', () => {
     expect(total).toBe(3 * 1000);
   });
 
-  it('a spend holds its amount until a receipt settles it, or until hold_ms passes', () => {
+  it('a spend holds its amount until a receipt from its payee settles it; unsettled after hold_ms, it pays the payee in full', () => {
     const l = newLedger(ALL, { hold_ms: 60_000 });
-    const s = spend(O, A, 7);
-    l.add(s);
+    l.add(spend(O, A, 7));
     expect(l.balance(O.id, NOW)).toMatchObject({ balance: 1000, held: 100, available: 900 });
-    expect(l.balance(O.id, NOW + 60_000)).toMatchObject({ held: 0, available: 1000 });
+    // Nobody countersigned: after the hold the spend is paid to A (an origin cannot dodge paying).
+    expect(l.balance(O.id, NOW + 60_000)).toMatchObject({ held: 0, lapsed_out: 100, balance: 900 });
+    expect(l.balance(A.id, NOW + 60_000)).toMatchObject({ lapsed_in: 100, earned: 100, balance: 1100 });
+    // A receipt from another rescuer does not settle it ...
+    l.add(receipt(O, B, 1, 2_000, { spend_seq: 7 }));
+    expect(l.balance(O.id, NOW)).toMatchObject({ held: 100, charged: 3 });
+    // ... the payee's does: the actual cost replaces the reservation, before or after the hold.
     l.add(receipt(O, A, 1, 2_000, { spend_seq: 7 }));
-    expect(l.balance(O.id, NOW)).toMatchObject({ held: 0, charged: 3, balance: 997, available: 997 });
+    for (const t of [NOW, NOW + 60_000]) {
+      expect(l.balance(O.id, t)).toMatchObject({ held: 0, charged: 6, balance: 994, available: 994 });
+      expect(l.balance(A.id, t)).toMatchObject({ lapsed_in: 0, earned: 3 });
+    }
+    const total = ALL.reduce((t, m) => t + l.balance(m.id, NOW + 60_000).balance, 0);
+    expect(total).toBe(3000);
+  });
+
+  it('trusted reloads (a registry re-reading its own store) skip signature checks but not the schema', () => {
+    const r = receipt(O, A, 1, 100);
+    const l = newLedger(ALL);
+    expect(l.add({ ...r, sigs: {} }, { trusted: true }).added).toBe(true);
+    expect(refusal(() => l.add({ ...r, type: 'nope' }, { trusted: true }))).toBe('LGR_ERR_MALFORMED');
   });
 
   it('replays are idempotent: the same record again (any key order) changes nothing', () => {

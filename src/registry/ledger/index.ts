@@ -16,12 +16,18 @@
 // BALANCES (Ledger.balance; a pure function of the record set and the time):
 //   balance   = policy.starting_balance + earned - charged
 //   earned    = sum of cost over accepted receipts where the account is the rescuer
+//               + amount of lapsed spends paid to it (payee)
 //   charged   = sum of cost over accepted receipts where the account is the origin
-//   held      = sum of amount over the account's accepted spends that no accepted receipt settles
-//               (receipt.spend_seq) and that are younger than policy.hold_ms
+//               + amount of its own lapsed spends
+//   held      = sum of amount over the account's accepted spends that no accepted receipt from the
+//               payee settles (receipt.spend_seq) and that are younger than policy.hold_ms
+//   lapsed    = such an unsettled spend older than hold_ms: paid to the payee in full (so an origin
+//               that never countersigns does not get rescue for free; a countersigned receipt
+//               replaces it by the actual cost whenever it arrives)
 //   available = balance - held; a spend is good only if available >= amount > 0.
-//   No registry can mint: the only credit is a receipt's cost, and a receipt counts only with the
-//   payer's (origin's) signature by its admitted key; total tokens = members x starting_balance.
+//   No registry can mint: every credit (a receipt's cost, a lapsed spend) is a record signed by the
+//   payer with its admitted key, debited from the payer as it is credited; total tokens = members x
+//   starting_balance.
 //
 // CONFLICTS (order-independent): records collide under a key — "spend <account> <seq>",
 //   "receipt <rescuer> <seq>", "session <rescuer> <session>". A record counts ("accepted") only if
@@ -32,6 +38,7 @@
 // API for the registry (wip/registry):
 //   new Ledger({ community, policy, keys })      keys.keyOf(member) -> admitted key text(s)
 //   ledger.add(json)        -> { id, added }     throws LedgerError (LGR_ERR_*) for a bad record
+//   ledger.add(json, { trusted: true })          reload from the registry's own store (no sig checks)
 //   ledger.merge(jsons)     -> { added, duplicates, refused[] }   (an anti-entropy batch)
 //   ledger.records() / get(id) / has(id) / size  (what to replicate: records are immutable)
 //   ledger.balance(account, nowMs) -> Balance; ledger.conflicts() -> Conflict[]

@@ -4,14 +4,7 @@
 import { canonicalJson } from './canonical.js';
 import { LedgerError, type LedgerErrorCode } from './errors.js';
 import type { LedgerPolicy } from './policy.js';
-import {
-  conflictKeys,
-  parseRecord,
-  recordId,
-  type LedgerRecord,
-  type ReceiptRecord,
-  type SpendRecord,
-} from './records.js';
+import { conflictKeys, parseRecord, recordId, type LedgerRecord } from './records.js';
 import { verifyRecord, type MemberKeys } from './verify.js';
 
 export interface LedgerOptions {
@@ -41,12 +34,15 @@ export interface MergeResult {
 export interface Balance {
   readonly account: string;
   readonly starting: number;
-  /** Costs of accepted receipts where the account was the rescuer. */
+  /** Costs of accepted receipts where the account was the rescuer, plus lapsed spends paid to it. */
   readonly earned: number;
-  /** Costs of accepted receipts where the account was the origin. */
+  /** Costs of accepted receipts where the account was the origin, plus its lapsed spends. */
   readonly charged: number;
   /** Amounts of its accepted spends that no receipt settled yet and whose hold has not lapsed. */
   readonly held: number;
+  /** Of earned and charged: unsettled spends whose hold lapsed, paid in full to their payee. */
+  readonly lapsed_in: number;
+  readonly lapsed_out: number;
   /** starting + earned - charged. */
   readonly balance: number;
   /** balance - held: what a new spend may reserve. */
@@ -83,8 +79,10 @@ export class Ledger {
   private readonly byId = new Map<string, Stored>();
   /** Conflict key -> ids of the records under it. */
   private readonly groups = new Map<string, Set<string>>();
-  /** Member id -> ids of records where it is account, origin or rescuer. */
+  /** Member id -> ids of records where it is account, payee, origin or rescuer. */
   private readonly byMember = new Map<string, Set<string>>();
+  /** "<origin> <spend seq> <rescuer>" -> ids of receipts that settle that spend. */
+  private readonly settlers = new Map<string, Set<string>>();
 
   constructor(opts: LedgerOptions) {
     this.community = opts.community;
@@ -103,10 +101,12 @@ export class Ledger {
   /**
    * Verifies and stores one record (untrusted JSON value). Idempotent: the same body again is a
    * no-op. Throws LedgerError (LGR_ERR_*) and stores nothing when the record is not valid.
+   * `trusted`: skip the signature and admission checks (only the schema is checked), for records
+   * a registry reloads from its own store after verifying them once when they arrived.
    */
-  add(value: unknown): AddResult {
+  add(value: unknown, opts: { readonly trusted?: boolean } = {}): AddResult {
     const record = parseRecord(value);
-    verifyRecord(record, this.community, this.keys);
+    if (opts.trusted !== true) verifyRecord(record, this.community, this.keys);
     const id = recordId(record);
     const text = canonicalJson(record);
     const old = this.byId.get(id);
@@ -118,6 +118,9 @@ export class Ledger {
     this.byId.set(id, { record, text });
     for (const key of conflictKeys(record)) setOf(this.groups, key).add(id);
     for (const m of membersOf(record)) setOf(this.byMember, m).add(id);
+    const b = record.body;
+    if (b.kind === 'receipt' && b.spend_seq !== undefined)
+      setOf(this.settlers, `${b.origin.id} ${b.spend_seq} ${b.rescuer.id}`).add(id);
     return { id, added: true };
   }
 
@@ -166,47 +169,58 @@ export class Ledger {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  /** The account's balance at wall time `now` (epoch ms). */
+  /**
+   * The account's balance at wall time `now` (epoch ms). A spend reserves its amount until a
+   * receipt from its payee settles it; if none has when hold_ms passes, the spend is paid to the
+   * payee in full (a member that never countersigns does not get rescue for free).
+   */
   balance(account: string, now: number): Balance {
     let earned = 0;
     let charged = 0;
-    const settled = new Set<number>();
-    const spends: SpendRecord[] = [];
+    let held = 0;
+    let lapsedIn = 0;
+    let lapsedOut = 0;
     const conflicts = new Set<string>();
     for (const id of this.byMember.get(account) ?? []) {
       const r = this.byId.get(id)!.record;
-      for (const k of conflictKeys(r)) {
-        const atFault = r.body.kind === 'spend' ? r.body.account : r.body.rescuer.id;
+      const b = r.body;
+      const atFault = b.kind === 'spend' ? b.account : b.rescuer.id;
+      for (const k of conflictKeys(r))
         if (atFault === account && this.groups.get(k)!.size > 1) conflicts.add(k);
-      }
       if (!this.accepted(id)) continue;
-      if (r.type === 'spend') spends.push(r);
-      else {
-        const b = (r as ReceiptRecord).body;
+      if (b.kind === 'receipt') {
         if (b.rescuer.id === account) earned += b.cost;
-        if (b.origin.id === account) {
-          charged += b.cost;
-          if (b.spend_seq !== undefined) settled.add(b.spend_seq);
-        }
+        if (b.origin.id === account) charged += b.cost;
+        continue;
       }
-    }
-    let held = 0;
-    for (const s of spends) {
-      if (!settled.has(s.body.seq) && now - s.body.ts < this.policy.hold_ms) held += s.body.amount;
+      if (this.settled(b.account, b.seq, b.payee)) continue;
+      const lapsed = now - b.ts >= this.policy.hold_ms;
+      if (b.account === account) {
+        if (lapsed) lapsedOut += b.amount;
+        else held += b.amount;
+      } else if (lapsed) lapsedIn += b.amount;
     }
     const starting = this.policy.starting_balance;
-    const balance = starting + earned - charged;
+    const balance = starting + earned + lapsedIn - charged - lapsedOut;
     return {
       account,
       starting,
-      earned,
-      charged,
+      earned: earned + lapsedIn,
+      charged: charged + lapsedOut,
       held,
+      lapsed_in: lapsedIn,
+      lapsed_out: lapsedOut,
       balance,
       available: balance - held,
       flagged: conflicts.size > 0,
       conflicts: [...conflicts].sort(),
     };
+  }
+
+  /** Some accepted receipt from the payee settles this spend. */
+  private settled(account: string, seq: number, payee: string): boolean {
+    const ids = this.settlers.get(`${account} ${seq} ${payee}`);
+    return ids !== undefined && [...ids].some((id) => this.accepted(id));
   }
 
   /**
@@ -259,7 +273,7 @@ export class Ledger {
 }
 
 function membersOf(r: LedgerRecord): string[] {
-  return r.body.kind === 'spend' ? [r.body.account] : [r.body.origin.id, r.body.rescuer.id];
+  return r.body.kind === 'spend' ? [r.body.account, r.body.payee] : [r.body.origin.id, r.body.rescuer.id];
 }
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
