@@ -178,6 +178,7 @@ export class RescueController extends EventEmitter {
       tokens: {
         precheck: (from: string, body: SosBody) => this.rescuer.precheck(from, body),
         check: (from: string, token: string | undefined) => flow.check(from, token),
+        release: (from: string, token: string | undefined) => flow.release(from, token),
       },
       settle: (s: Session, receipt: unknown): unknown =>
         s.role === 'rescuer'

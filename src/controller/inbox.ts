@@ -30,6 +30,8 @@ export interface InboxHost {
   readonly tokens?: {
     precheck(from: string, body: SosBody): OkBody | null;
     check(from: string, token: string | undefined): Promise<OkBody | null>;
+    /** The token passed but the policy then declined: give the spend back. */
+    release(from: string, token: string | undefined): void;
   };
   /**
    * Flood-insurance communities, at SHUTDOWN of `s`: the receipt for the ACK (the rescuer's signed
@@ -85,7 +87,12 @@ export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody 
       if (early !== null) return early;
       const body = msg.body;
       // The policy decides again after the ledger answered: things may have changed meanwhile.
-      return tokens.check(msg.from, body.token).then((no) => no ?? host.answerSos(msg.from, body));
+      return tokens.check(msg.from, body.token).then((no) => {
+        if (no !== null) return no;
+        const answer = host.answerSos(msg.from, body);
+        if (!answer.accepted) tokens.release(msg.from, body.token);
+        return answer;
+      });
     }
     case 'TOKEN': {
       const s = party(table, msg.from, msg.body.session, 'TOKEN', 'rescuer');

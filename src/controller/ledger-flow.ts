@@ -44,6 +44,16 @@ export class LedgerFlow {
     return { accepted: false, code, reason };
   }
 
+  /** Rescuer: the token passed, then the policy declined (things changed meanwhile): release the spend. */
+  release(from: string, token: string | undefined): void {
+    const record = this.ledger.release(token);
+    if (record === undefined) return;
+    this.log.info({ origin: from }, `released the spend of ${from} (SOS declined after the token check)`);
+    void this.ledger.submit(record, (err) =>
+      this.log.warn({ origin: from, err: (err as Error).message }, 'release not submitted to the registry'),
+    );
+  }
+
   /** Rescuer: its signed half of the receipt for an ending session, or undefined without usage. */
   rescuerHalf(s: Session, usage: ShutdownBody['usage'] | undefined): ReceiptRecord | undefined {
     if (s.id === null) return undefined;

@@ -24,7 +24,11 @@ const USAGE = {
 const COST = 123; // 120 (requests) + 2.4 (bytes), rounded up
 
 /** One registry's ledger, the SpendChecker and ReceiptSink members use, and what reached it. */
-function registry(clock: ManualClock, policy: LedgerPolicy, opts: { down?: boolean } = {}) {
+function registry(
+  clock: ManualClock,
+  policy: LedgerPolicy,
+  opts: { down?: boolean; whileChecking?: () => void } = {},
+) {
   const ledger = new Ledger({ community: COMMUNITY, policy, keys: keysOf(O, A) });
   const submitted: LedgerRecord[] = [];
   return {
@@ -33,6 +37,7 @@ function registry(clock: ManualClock, policy: LedgerPolicy, opts: { down?: boole
     checker: {
       admitSpend: async (spend: unknown, payee: string) => {
         if (opts.down) throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+        opts.whileChecking?.();
         return ledger.admitSpend(spend, clock.wall(), payee);
       },
     },
@@ -69,12 +74,13 @@ function community(
     policy?: Partial<LedgerPolicy>;
     originLedger?: 'none' | 'impostor';
     registryDown?: boolean;
+    whileChecking?: () => void;
   } = {},
 ) {
   const net = new LoopNet();
   const clock = new ManualClock();
   const policy = { ...DEFAULT_LEDGER_POLICY, ...opts.policy };
-  const reg = registry(clock, policy, { down: opts.registryDown });
+  const reg = registry(clock, policy, { down: opts.registryDown, whileChecking: opts.whileChecking });
   const impostor = { ...O, privateKey: parsePrivateKey(generateKeyPair().privateKeyPem) };
   const originLedger =
     opts.originLedger === 'none'
@@ -172,6 +178,16 @@ describe('flood insurance: no tokens, no rescue', () => {
     expect(await declinedWith(community({ originLedger: 'impostor' }))).toMatch(
       /CTL_ERR_BAD_TOKEN: .*LGR_ERR_/,
     );
+  });
+
+  it('the token passed but the rescuer turned heavy meanwhile: declined, and the spend is released (nothing held)', async () => {
+    const rescuer: { a?: ReturnType<typeof community>['a'] } = {};
+    const c = community({ whileChecking: () => rescuer.a?.controller.observe(sample('heavy', 0.95)) });
+    rescuer.a = c.a;
+    expect(await declinedWith(c)).toMatch(/CTL_ERR_HEAVY/);
+    await run(c.all, c.clock, 1);
+    expect(c.reg.submitted.map((r) => r.type)).toEqual(['release']);
+    expect(c.reg.ledger.balance(O.id, c.clock.wall())).toMatchObject({ held: 0, available: 1000 });
   });
 
   it('an unreachable registry declines the rescue (CTL_ERR_LEDGER_UNAVAILABLE)', async () => {

@@ -7,10 +7,12 @@ import {
   LEDGER_VERSION,
   priceOf,
   signReceipt,
+  signRelease,
   signSpend,
   type LedgerPolicy,
   type MemberKeys,
   type ReceiptRecord,
+  type ReleaseRecord,
   type SpendRecord,
 } from '../../src/registry/ledger/index.js';
 
@@ -68,6 +70,23 @@ export function spend(
       ...over,
     },
     signer,
+  );
+}
+
+/** `payee` gives back the spend `account` `seq`. */
+export function release(payee: Member, account: Member, seq: number): ReleaseRecord {
+  return signRelease(
+    {
+      v: LEDGER_VERSION,
+      kind: 'release',
+      community: COMMUNITY,
+      payee: payee.id,
+      key: payee.publicKey,
+      account: account.id,
+      seq,
+      ts: NOW,
+    },
+    payee.privateKey,
   );
 }
 

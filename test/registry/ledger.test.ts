@@ -13,7 +13,7 @@ import {
   type LedgerErrorCode,
   type LedgerRecord,
 } from '../../src/registry/ledger/index.js';
-import { newLedger, newMember, NOW, receipt, spend } from './ledger-helpers.js';
+import { newLedger, newMember, NOW, receipt, release, spend } from './ledger-helpers.js';
 
 const O = newMember('origin.example');
 const A = newMember('a.example');
@@ -68,6 +68,24 @@ describe('balances from signed records', () => {
     }
     const total = ALL.reduce((t, m) => t + l.balance(m.id, NOW + 60_000).balance, 0);
     expect(total).toBe(3000);
+  });
+
+  it('a release signed by the payee settles a spend at no cost; nobody else can release it', () => {
+    const l = newLedger(ALL, { hold_ms: 60_000 });
+    l.add(spend(O, A, 9));
+    const rel = release(A, O, 9);
+    expect(l.add(rel).added).toBe(true);
+    expect(l.add(rel).added).toBe(false);
+    for (const t of [NOW, NOW + 60_000]) {
+      expect(l.balance(O.id, t)).toMatchObject({ held: 0, charged: 0, balance: 1000 });
+      expect(l.balance(A.id, t)).toMatchObject({ earned: 0, balance: 1000 });
+    }
+    // B cannot release a spend to A: it would have to sign as A.
+    expect(refusal(() => l.add({ ...release(A, O, 10), sigs: release(B, O, 10).sigs }))).toBe(
+      'LGR_ERR_BAD_SIGNATURE',
+    );
+    const impostor = { ...newMember(A.id) };
+    expect(refusal(() => l.add(release(impostor, O, 10)))).toBe('LGR_ERR_WRONG_KEY');
   });
 
   it('trusted reloads (a registry re-reading its own store) skip signature checks but not the schema', () => {

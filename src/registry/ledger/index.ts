@@ -11,6 +11,9 @@
 //             ended, seq, spend_seq? }, sigs: { origin, rescuer } }
 //           Signed by both at SHUTDOWN. `cost` = priceOf(usage, policy) when signed (the origin
 //           refuses to countersign another cost). `seq` is the rescuer's receipt seq.
+//   release { type: 'release', body: { v: 1, kind: 'release', community, payee, key, account, seq,
+//             ts }, sigs: { payee } }
+//           Signed by a payee that admitted a spend and then declined the SOS: settles it at no cost.
 //   Signatures: Ed25519 (the members' rescue-protocol keys) over canonicalJson(body).
 //
 // BALANCES (Ledger.balance; a pure function of the record set and the time):
@@ -20,7 +23,7 @@
 //   charged   = sum of cost over accepted receipts where the account is the origin
 //               + amount of its own lapsed spends
 //   held      = sum of amount over the account's accepted spends that no accepted receipt from the
-//               payee settles (receipt.spend_seq) and that are younger than policy.hold_ms
+//               payee settles (receipt.spend_seq, or its release) and younger than policy.hold_ms
 //   lapsed    = such an unsettled spend older than hold_ms: paid to the payee in full (so an origin
 //               that never countersigns does not get rescue for free; a countersigned receipt
 //               replaces it by the actual cost whenever it arrives)
@@ -81,14 +84,26 @@ export {
   ledgerRecordSchema,
   parseRecord,
   receiptBodySchema,
+  memberAtFault,
   receiptRecordSchema,
   recordId,
+  releaseBodySchema,
+  releaseRecordSchema,
   spendBodySchema,
   spendRecordSchema,
   type LedgerRecord,
   type ReceiptBody,
   type ReceiptRecord,
+  type ReleaseBody,
+  type ReleaseRecord,
   type SpendBody,
   type SpendRecord,
 } from './records.js';
-export { signReceipt, signSpend, verifyReceiptHalf, verifyRecord, type MemberKeys } from './verify.js';
+export {
+  signReceipt,
+  signRelease,
+  signSpend,
+  verifyReceiptHalf,
+  verifyRecord,
+  type MemberKeys,
+} from './verify.js';

@@ -4,7 +4,7 @@
 import { canonicalJson } from './canonical.js';
 import { LedgerError, type LedgerErrorCode } from './errors.js';
 import type { LedgerPolicy } from './policy.js';
-import { conflictKeys, parseRecord, recordId, type LedgerRecord } from './records.js';
+import { conflictKeys, memberAtFault, parseRecord, recordId, type LedgerRecord } from './records.js';
 import { verifyRecord, type MemberKeys } from './verify.js';
 
 export interface LedgerOptions {
@@ -121,6 +121,7 @@ export class Ledger {
     const b = record.body;
     if (b.kind === 'receipt' && b.spend_seq !== undefined)
       setOf(this.settlers, `${b.origin.id} ${b.spend_seq} ${b.rescuer.id}`).add(id);
+    if (b.kind === 'release') setOf(this.settlers, `${b.account} ${b.seq} ${b.payee}`).add(id);
     return { id, added: true };
   }
 
@@ -163,7 +164,7 @@ export class Ledger {
       if (ids.size < 2) continue;
       const sorted = [...ids].sort();
       const r = this.byId.get(sorted[0]!)!.record;
-      const member = r.body.kind === 'spend' ? r.body.account : r.body.rescuer.id;
+      const member = memberAtFault(r);
       out.push({ key, ids: sorted, winner: sorted[0]!, member });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -184,10 +185,10 @@ export class Ledger {
     for (const id of this.byMember.get(account) ?? []) {
       const r = this.byId.get(id)!.record;
       const b = r.body;
-      const atFault = b.kind === 'spend' ? b.account : b.rescuer.id;
+      const atFault = memberAtFault(r);
       for (const k of conflictKeys(r))
         if (atFault === account && this.groups.get(k)!.size > 1) conflicts.add(k);
-      if (!this.accepted(id)) continue;
+      if (b.kind === 'release' || !this.accepted(id)) continue;
       if (b.kind === 'receipt') {
         if (b.rescuer.id === account) earned += b.cost;
         if (b.origin.id === account) charged += b.cost;
@@ -217,7 +218,7 @@ export class Ledger {
     };
   }
 
-  /** Some accepted receipt from the payee settles this spend. */
+  /** Some accepted receipt from the payee, or its release, settles this spend. */
   private settled(account: string, seq: number, payee: string): boolean {
     const ids = this.settlers.get(`${account} ${seq} ${payee}`);
     return ids !== undefined && [...ids].some((id) => this.accepted(id));
@@ -273,7 +274,7 @@ export class Ledger {
 }
 
 function membersOf(r: LedgerRecord): string[] {
-  return r.body.kind === 'spend' ? [r.body.account, r.body.payee] : [r.body.origin.id, r.body.rescuer.id];
+  return r.body.kind === 'receipt' ? [r.body.origin.id, r.body.rescuer.id] : [r.body.account, r.body.payee];
 }
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {

@@ -15,7 +15,7 @@ import {
   type ReceiptRecord,
   type SpendRecord,
 } from './records.js';
-import { signReceipt, signSpend, verifyReceiptHalf, verifyRecord } from './verify.js';
+import { signReceipt, signRelease, signSpend, verifyReceiptHalf, verifyRecord } from './verify.js';
 
 /** Where completed receipts and admitted spends go: the registry (its client implements this). */
 export interface ReceiptSink {
@@ -189,6 +189,34 @@ export class MemberLedger {
       ...(seq !== undefined ? { spend_seq: seq } : {}),
     };
     return signReceipt(body, 'rescuer', this.opts.self.privateKey);
+  }
+
+  /**
+   * Rescuer: gives up a spend it admitted but will not serve (the SOS was declined after the
+   * ledger check); undefined when `token` is not a spend to us.
+   */
+  release(token: string | undefined): LedgerRecord | undefined {
+    let spend: SpendRecord;
+    try {
+      const r = parseRecord(JSON.parse(token ?? 'null'));
+      if (r.type !== 'spend' || r.body.payee !== this.id) return undefined;
+      spend = r;
+    } catch {
+      return undefined;
+    }
+    return signRelease(
+      {
+        v: LEDGER_VERSION,
+        kind: 'release',
+        community: this.community,
+        payee: this.id,
+        key: this.publicKey,
+        account: spend.body.account,
+        seq: spend.body.seq,
+        ts: Math.floor(this.wall()),
+      },
+      this.opts.self.privateKey,
+    );
   }
 
   /** The rescuer checks the origin's countersignature on the receipt it sent (the ACK's). */

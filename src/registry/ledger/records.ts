@@ -49,6 +49,24 @@ export const spendBodySchema = z
   })
   .strict();
 
+/**
+ * The payee gives up a spend it will not serve (it accepted the token, then declined the SOS):
+ * settles the spend at no cost. Signed by the payee, so it can only lower the payee's own claim.
+ */
+export const releaseBodySchema = z
+  .object({
+    v: z.literal(LEDGER_VERSION),
+    kind: z.literal('release'),
+    community,
+    payee: memberId,
+    key: publicKey,
+    /** The released spend: its account and seq. */
+    account: memberId,
+    seq: positive,
+    ts: positive,
+  })
+  .strict();
+
 export const receiptBodySchema = z
   .object({
     v: z.literal(LEDGER_VERSION),
@@ -88,12 +106,26 @@ export const receiptRecordSchema = z
   })
   .strict();
 
-export const ledgerRecordSchema = z.discriminatedUnion('type', [spendRecordSchema, receiptRecordSchema]);
+export const releaseRecordSchema = z
+  .object({
+    type: z.literal('release'),
+    body: releaseBodySchema,
+    sigs: z.object({ payee: signature }).strict(),
+  })
+  .strict();
+
+export const ledgerRecordSchema = z.discriminatedUnion('type', [
+  spendRecordSchema,
+  receiptRecordSchema,
+  releaseRecordSchema,
+]);
 
 export type SpendBody = z.infer<typeof spendBodySchema>;
 export type ReceiptBody = z.infer<typeof receiptBodySchema>;
 export type SpendRecord = z.infer<typeof spendRecordSchema>;
 export type ReceiptRecord = z.infer<typeof receiptRecordSchema>;
+export type ReleaseBody = z.infer<typeof releaseBodySchema>;
+export type ReleaseRecord = z.infer<typeof releaseRecordSchema>;
 export type LedgerRecord = z.infer<typeof ledgerRecordSchema>;
 
 /** Parses untrusted JSON (already parsed to a value) into a record, or throws LGR_ERR_MALFORMED naming the field. */
@@ -109,6 +141,12 @@ export function parseRecord(value: unknown): LedgerRecord {
   return r.data;
 }
 
+/** The member a conflict of this record blames: the spender, or the rescuer that issued receipts. */
+export function memberAtFault(record: LedgerRecord): string {
+  const b = record.body;
+  return b.kind === 'receipt' ? b.rescuer.id : b.kind === 'spend' ? b.account : b.payee;
+}
+
 /** The record's id: hex SHA-256 of its body's canonical JSON (equal bodies are the same record). */
 export function recordId(record: LedgerRecord): string {
   return digest(record.body);
@@ -121,5 +159,6 @@ export function recordId(record: LedgerRecord): string {
 export function conflictKeys(record: LedgerRecord): string[] {
   const b = record.body;
   if (b.kind === 'spend') return [`spend ${b.account} ${b.seq}`];
+  if (b.kind === 'release') return []; // releasing twice releases once: nothing to conflict
   return [`receipt ${b.rescuer.id} ${b.seq}`, `session ${b.rescuer.id} ${b.session}`];
 }

@@ -6,7 +6,15 @@ import type { KeyObject } from 'node:crypto';
 import { parsePublicKey, signBytes, verifyBytes } from '../../../rescue-protocol/keys.js';
 import { canonicalBytes } from './canonical.js';
 import { LedgerError } from './errors.js';
-import type { LedgerRecord, ReceiptBody, ReceiptRecord, SpendBody, SpendRecord } from './records.js';
+import type {
+  LedgerRecord,
+  ReceiptBody,
+  ReceiptRecord,
+  ReleaseBody,
+  ReleaseRecord,
+  SpendBody,
+  SpendRecord,
+} from './records.js';
 
 /** Admitted keys of a community's members (the registry's admissions; a member's peers config on a daemon). */
 export interface MemberKeys {
@@ -16,6 +24,10 @@ export interface MemberKeys {
 
 export function signSpend(body: SpendBody, privateKey: KeyObject): SpendRecord {
   return { type: 'spend', body, sigs: { account: signBytes(canonicalBytes(body), privateKey) } };
+}
+
+export function signRelease(body: ReleaseBody, privateKey: KeyObject): ReleaseRecord {
+  return { type: 'release', body, sigs: { payee: signBytes(canonicalBytes(body), privateKey) } };
 }
 
 /** Adds `role`'s signature to a receipt (a new record; the input is not changed). */
@@ -41,7 +53,7 @@ function sigOk(bytes: Buffer, sig: string, keyText: string): boolean {
 
 function checkConsistent(record: LedgerRecord): void {
   const b = record.body;
-  if (b.kind === 'spend') {
+  if (b.kind === 'spend' || b.kind === 'release') {
     if (b.payee === b.account) throw new LedgerError('LGR_ERR_SELF_DEALING', `${b.account} pays itself`);
     return;
   }
@@ -63,6 +75,10 @@ function needed(record: LedgerRecord): [string, string, string, string | undefin
   if (record.type === 'spend') {
     const s = record.body as SpendBody;
     return [['account', s.account, s.key, record.sigs.account]];
+  }
+  if (record.type === 'release') {
+    const s = record.body as ReleaseBody;
+    return [['payee', s.payee, s.key, record.sigs.payee]];
   }
   const r = b as ReceiptBody;
   return [
