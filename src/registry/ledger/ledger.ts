@@ -70,6 +70,8 @@ export type SpendVerdict =
 interface Stored {
   readonly record: LedgerRecord;
   readonly text: string;
+  /** conflictKeys(record), kept: balances ask for them per record. */
+  readonly keys: readonly string[];
 }
 
 export class Ledger {
@@ -106,17 +108,20 @@ export class Ledger {
    */
   add(value: unknown, opts: { readonly trusted?: boolean } = {}): AddResult {
     const record = parseRecord(value);
-    if (opts.trusted !== true) verifyRecord(record, this.community, this.keys);
     const id = recordId(record);
     const text = canonicalJson(record);
     const old = this.byId.get(id);
+    // An exact resend (anti-entropy, a replay) of a stored record: verified already.
+    if (old !== undefined && old.text === text) return { id, added: false };
+    if (opts.trusted !== true) verifyRecord(record, this.community, this.keys);
     // The same body with other (also valid) signature text: keep the smaller, so every registry keeps the same one.
     if (old !== undefined) {
-      if (text < old.text) this.byId.set(id, { record, text });
+      if (text < old.text) this.byId.set(id, { ...old, record, text });
       return { id, added: false };
     }
-    this.byId.set(id, { record, text });
-    for (const key of conflictKeys(record)) setOf(this.groups, key).add(id);
+    const keys = conflictKeys(record);
+    this.byId.set(id, { record, text, keys });
+    for (const key of keys) setOf(this.groups, key).add(id);
     for (const m of membersOf(record)) setOf(this.byMember, m).add(id);
     const b = record.body;
     if (b.kind === 'receipt' && b.spend_seq !== undefined)
@@ -155,7 +160,10 @@ export class Ledger {
   accepted(id: string): boolean {
     const stored = this.byId.get(id);
     if (stored === undefined) return false;
-    return conflictKeys(stored.record).every((k) => minOf(this.groups.get(k)!) === id);
+    return stored.keys.every((k) => {
+      const group = this.groups.get(k)!;
+      return group.size === 1 || minOf(group) === id;
+    });
   }
 
   conflicts(): Conflict[] {
@@ -183,11 +191,12 @@ export class Ledger {
     let lapsedOut = 0;
     const conflicts = new Set<string>();
     for (const id of this.byMember.get(account) ?? []) {
-      const r = this.byId.get(id)!.record;
+      const stored = this.byId.get(id)!;
+      const r = stored.record;
       const b = r.body;
       const atFault = memberAtFault(r);
-      for (const k of conflictKeys(r))
-        if (atFault === account && this.groups.get(k)!.size > 1) conflicts.add(k);
+      if (atFault === account)
+        for (const k of stored.keys) if (this.groups.get(k)!.size > 1) conflicts.add(k);
       if (b.kind === 'release' || !this.accepted(id)) continue;
       if (b.kind === 'receipt') {
         if (b.rescuer.id === account) earned += b.cost;

@@ -41,14 +41,26 @@ export function signReceipt(
   return { ...base, sigs: { ...base.sigs, [role]: sig } };
 }
 
-function sigOk(bytes: Buffer, sig: string, keyText: string): boolean {
-  let key: KeyObject;
+/** Parsed keys by text: a community has few keys and parsing one costs about a verify's worth. */
+const parsedKeys = new Map<string, KeyObject | null>();
+const MAX_PARSED_KEYS = 100_000;
+
+function keyOfText(text: string): KeyObject | null {
+  let key = parsedKeys.get(text);
+  if (key !== undefined) return key;
   try {
-    key = parsePublicKey(keyText);
+    key = parsePublicKey(text);
   } catch {
-    return false; // a key text that names no Ed25519 key verifies nothing
+    key = null; // a key text that names no Ed25519 key verifies nothing
   }
-  return verifyBytes(bytes, sig, key);
+  if (parsedKeys.size >= MAX_PARSED_KEYS) parsedKeys.clear();
+  parsedKeys.set(text, key);
+  return key;
+}
+
+function sigOk(bytes: Buffer, sig: string, keyText: string): boolean {
+  const key = keyOfText(keyText);
+  return key !== null && verifyBytes(bytes, sig, key);
 }
 
 function checkConsistent(record: LedgerRecord): void {
