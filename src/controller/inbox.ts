@@ -98,7 +98,8 @@ export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody 
       const s = party(table, msg.from, msg.body.session, 'TOKEN', 'rescuer');
       inState(s, 'TOKEN', ['active']);
       table.renew(s);
-      table.setToken(s, msg.body.token); // no ledger yet (flood-insurance communities come later)
+      // Only stored: the ledger takes the spend from the SOS token (docs/PROTOCOL.md "Token ledger").
+      table.setToken(s, msg.body.token);
       return { ok: true, session: s.id! };
     }
     case 'RATE': {
