@@ -18,6 +18,7 @@ import {
 } from '../../rescue-protocol/index.js';
 import type { Config } from '../config/schema.js';
 import type { MonitorSample } from '../monitor/types.js';
+import type { MemberLedger } from '../registry/ledger/index.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
 import { StateDb } from '../storage/state-db.js';
 import { RescueController } from './controller.js';
@@ -37,6 +38,14 @@ export interface RescueControlDeps {
   /** Rescuer side: a session's usage (UsageBook), sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
   readonly clock?: Clock;
+  /**
+   * Flood-insurance communities: builds this member's MemberLedger from its identity and its
+   * peers' keys (the registry client supplies it; see src/registry/ledger/index.ts).
+   */
+  readonly ledger?: (ctx: {
+    readonly identity: MemberIdentity;
+    readonly peerKey: (member: string) => KeyObject | undefined;
+  }) => MemberLedger;
 }
 
 export interface RescueControl {
@@ -88,6 +97,9 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   if (stale > 0) log.info({ sessions: stale }, 'closed sessions a previous run left open');
   const table = new SessionTable({ db, logger: log, drainMs: settings.drainMs, ...(clock ? { clock } : {}) });
   const client = new ControlClient({ self: identity });
+  // A live map: ControlServer looks keys up per message, so update() can swap them in place.
+  const peers = peerKeyMap(config.peers);
+  const ledger = deps.ledger?.({ identity, peerKey: (m) => peers.get(m) });
   const controller = new RescueController({
     settings,
     table,
@@ -97,9 +109,8 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publishServing: deps.publishServing,
     onPurge: deps.onPurge,
     usage: deps.usage,
+    ...(ledger ? { ledger } : {}),
   });
-  // A live map: ControlServer looks keys up per message, so update() can swap them in place.
-  const peers = peerKeyMap(config.peers);
   const server = new ControlServer({
     listen: config.control.listen,
     self: identity,
