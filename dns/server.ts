@@ -51,7 +51,7 @@ export interface DnsAddresses {
 /** Answers per TCP connection waiting to be written before the connection stops reading (backpressure). */
 const TCP_MAX_PENDING_BYTES = 256 * 1024;
 
-/** Emits 'error' (Error) for socket failures after start; never throws from the data path. */
+/** Emits 'error' (Error) for socket failures after start, if anyone listens; never throws from the data path. */
 export class DnsServer extends EventEmitter {
   #zones: ZoneSnapshot;
   readonly #listen: string;
@@ -152,8 +152,8 @@ export class DnsServer extends EventEmitter {
         );
       }
       udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo));
-      udp.on('error', (err) => this.emit('error', err));
-      tcp.on('error', (err) => this.emit('error', err));
+      udp.on('error', (err) => this.#fail(err));
+      tcp.on('error', (err) => this.#fail(err));
       this.#udp = udp;
       this.#tcp = tcp;
       return { udp: udpAddr, tcp: tcp.address() as AddressInfo };
@@ -183,7 +183,20 @@ export class DnsServer extends EventEmitter {
     this.#stats.udpQueries++;
     const r = answerQuery(msg, this.#zones, true, this.#answerOpts);
     this.#count(r.outcome, r.truncated);
-    if (r.packet !== undefined) this.#udp?.send(r.packet, rinfo.port, rinfo.address);
+    if (r.packet === undefined) return;
+    // Source port 0 cannot be answered (send() throws on it); a forged packet must not crash us.
+    if (rinfo.port === 0) return;
+    try {
+      // No callback: a failed send is dropped silently, as a lost datagram would be.
+      this.#udp?.send(r.packet, rinfo.port, rinfo.address);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+  }
+
+  /** Socket trouble is reported, never thrown: an 'error' event with no listener would end the process. */
+  #fail(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   #onConnection(socket: Socket): void {
