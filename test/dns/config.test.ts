@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatIssue } from '../../src/config/errors.js';
 import { parseConfig } from '../../src/config/load.js';
+import { effectiveDnsRescueTtl, effectiveDnsSiteNames } from '../../src/config/schema.js';
 
 const base = ['proxy:', '  upstreams: [http://127.0.0.1:1]'];
 
@@ -27,6 +28,23 @@ describe('dns config', () => {
       tcp: { idle_ms: 10_000, max_connections: 256 },
       zones: [],
     });
+  });
+
+  it('rescue TTL and site names fall back to rescue.dns_ttl_s and site.names / name', () => {
+    const c = parseConfig(
+      [...base, 'name: www.origin.test', 'rescue: { mode: off, dns_ttl_s: 15 }'].join('\n'),
+    );
+    expect(effectiveDnsRescueTtl(c)).toBe(15);
+    expect(effectiveDnsSiteNames(c)).toEqual(['www.origin.test']);
+    const d = parseConfig(
+      [
+        ...base,
+        'site: { names: [a.origin.test] }',
+        'dns: { rescue_ttl: 5, site_names: [b.origin.test] }',
+      ].join('\n'),
+    );
+    expect(effectiveDnsRescueTtl(d)).toBe(5);
+    expect(effectiveDnsSiteNames(d)).toEqual(['b.origin.test']);
   });
 
   it('a valid embedded zone parses; SOA timers default', () => {
