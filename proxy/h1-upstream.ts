@@ -304,7 +304,7 @@ class H1Conn implements ChunkSink {
     this.phase = IDLE;
     this.served++;
     h.onComplete(trailers);
-    if (extra || !this.keepAlive || this.pool.closed) {
+    if (extra || !this.keepAlive) {
       this.destroy();
       return false;
     }
@@ -445,13 +445,14 @@ export class H1Pool {
   /** `c` finished a response and can take the next request. */
   release(c: H1Conn): void {
     if (c.dead) return;
-    if (this.closed) {
-      c.destroy();
-      return;
-    }
+    // Queued requests are served even after close() (as undici's Pool.close does).
     while (this.queue.length > 0) {
       const next = this.queue.shift()!;
       if (c.start(next.req, next.handler)) return;
+    }
+    if (this.closed) {
+      c.destroy();
+      return;
     }
     c.lastUsed = performance.now();
     this.idle.push(c);
@@ -467,7 +468,7 @@ export class H1Pool {
     if (!this.all.delete(c)) return;
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    if (!this.closed && this.queue.length > 0 && this.all.size < this.max) {
+    if (this.queue.length > 0 && this.all.size < this.max) {
       const next = this.queue.shift()!;
       this.all.add(new H1Conn(this, next.req, next.handler));
     }
@@ -490,10 +491,12 @@ export class H1Pool {
     this.sweeper = null;
   }
 
-  /** Stop taking requests; idle connections close now, busy ones after their response. */
+  /**
+   * Stop taking requests; queued ones are still served, idle connections close now, busy ones
+   * after their response (and the queue).
+   */
   close(): Promise<void> {
     this.closed = true;
-    this.failQueued();
     for (const c of this.idle.splice(0)) c.destroy();
     if (this.all.size === 0) return Promise.resolve();
     return new Promise((resolve) => {

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { request, startProxy, type RunningProxy } from './helpers.js';
+import { proxyConfig, request, startProxy, type RunningProxy } from './helpers.js';
 
 let front: RunningProxy | null = null;
 let raw: net.Server | null = null;
@@ -271,6 +271,29 @@ describe('h1 upstream: connections', () => {
     expect(all.map((r) => r.body.toString())).toEqual(Array(8).fill('ok'));
     expect(most).toBeLessThanOrEqual(2);
     expect(u.connections()).toBeLessThanOrEqual(2);
+  });
+
+  it('a reload retires the pool: requests queued in it are still answered by the old upstream', async () => {
+    const u = await rawUpstream((s) => {
+      setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold'), 60);
+    });
+    const f = await proxyTo(u, { connections: 1 });
+    const pending = Array.from({ length: 3 }, () => request(`${f.url}/`));
+    await sleep(20); // all three dispatched: one on the connection, two queued
+    const fresh = http.createServer((_req, res) => res.end('new'));
+    await new Promise<void>((r) => fresh.listen(0, '127.0.0.1', r));
+    try {
+      const port = (fresh.address() as AddressInfo).port;
+      f.proxy.update(proxyConfig({ upstreams: [`http://127.0.0.1:${port}`], connections: 1 }));
+      const rs = await Promise.all(pending);
+      expect(rs.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(['200 old', '200 old', '200 old']);
+      expect((await request(`${f.url}/`)).body.toString()).toBe('new');
+      for (let i = 0; i < 40 && u.open() > 0; i++) await sleep(25);
+      expect(u.open()).toBe(0); // the retired pool closed its connection when done
+    } finally {
+      fresh.closeAllConnections();
+      await new Promise<void>((r) => fresh.close(() => r()));
+    }
   });
 
   it('closes idle connections after upstream_keepalive_ms', async () => {
