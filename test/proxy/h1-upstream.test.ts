@@ -121,6 +121,16 @@ describe('h1 upstream: response framing', () => {
     await expect(request(`${f.url}/`)).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
   });
 
+  it('bytes past Content-Length are not taken as a next response: the connection is dropped', async () => {
+    const u = await rawUpstream((s) =>
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n'),
+    );
+    const f = await proxyTo(u);
+    expect((await request(`${f.url}/`)).body.toString()).toBe('ok');
+    expect((await request(`${f.url}/`)).body.toString()).toBe('ok');
+    expect(u.connections()).toBe(2);
+  });
+
   it('upstream closing mid chunked body aborts the client connection', async () => {
     const u = await rawUpstream((s) => {
       s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
