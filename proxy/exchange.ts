@@ -1,5 +1,5 @@
-// One proxied request/response: the undici dispatch handler that streams the upstream's
-// response straight into the client's ServerResponse, with backpressure both ways.
+// One proxied request/response: the handler (for undici or h1-upstream.ts) that streams the
+// upstream's response straight into the client's ServerResponse, with backpressure both ways.
 import { ServerResponse } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -65,11 +65,11 @@ function onResDrain(this: ProxyResponse): void {
 /**
  * The upstream response handler, for both upstream clients: undici (requests with a body,
  * 100-continue, `proxy.upstream_client: undici`) and the raw-socket client of h1-upstream.ts
- * (onBody/pending/onPaused/onResumed are its flush control). For undici it implements the classic handler interface (onConnect, onHeaders,
- * onData, onComplete, onError), which undici's Client calls directly; the newer
- * onRequestStart/onResponseStart interface goes through UnwrapHandler, which allocates a
- * controller and parses the headers into an object for every request (bench/proxy: the
- * 4 KiB case is dominated by such per-request costs). undici 7 marks the classic interface
+ * (onBody/pending/onPaused/onResumed are its flush control). For undici it implements the
+ * classic handler interface (onConnect, onHeaders, onData, onComplete, onError), which undici's
+ * Client calls directly; the newer onRequestStart/onResponseStart interface goes through
+ * UnwrapHandler, which allocates a controller and parses the headers into an object for every
+ * request (bench/proxy: the 4 KiB case is dominated by such per-request costs). undici 7 marks the classic interface
  * deprecated in its types but its Client still speaks it natively; revisit on undici 8.
  * (At runtime undici passes trailers as Buffers, whatever its types say.)
  */
