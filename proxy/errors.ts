@@ -96,3 +96,14 @@ export const rawErrorResponses: Readonly<Record<ProxyErrorCode, Buffer>> = Objec
     }),
   ) as Record<ProxyErrorCode, Buffer>,
 );
+
+/**
+ * A reused keep-alive upstream socket closed or reset before any byte of the response: the
+ * upstream timed it out as we reused it, so an idempotent request may go again (RFC 9112 §9.3.1).
+ */
+export class StaleSocketError extends ProxyError {
+  constructor(detail: string) {
+    super('PRX_ERR_UPSTREAM_RESET', detail);
+    this.name = 'StaleSocketError';
+  }
+}

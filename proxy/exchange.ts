@@ -1,12 +1,13 @@
-// One proxied request/response: the undici dispatch handler that streams the upstream's
-// response straight into the client's ServerResponse, with backpressure both ways.
+// One proxied request/response: the handler (for undici or h1-upstream.ts) that streams the
+// upstream's response straight into the client's ServerResponse, with backpressure both ways.
 import { ServerResponse } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { errorBodies, ProxyError, ProxyErrors, type ProxyErrorCode } from './errors.js';
-import { filterResponseHeaders, trailersObject } from './headers.js';
+import { errorBodies, ProxyError, ProxyErrors, StaleSocketError, type ProxyErrorCode } from './errors.js';
+import { filterResponseHeaders, latin1, trailersObject } from './headers.js';
+import type { H1Handler, H1Request } from './h1-upstream.js';
 import type { Snapshot } from './snapshot.js';
 import { UpstreamSet, type Upstream } from './upstreams.js';
 import type { ProxyStats } from './stats.js';
@@ -31,6 +32,8 @@ export interface FrontContext {
  */
 export class ProxyResponse extends ServerResponse {
   exchange: Exchange | null = null;
+  /** Expect: 100-continue: send through undici (the fast client does not send request bodies). */
+  viaUndici = false;
 }
 
 // Per-socket byte counters: stats and the access log take deltas of socket.bytesRead and
@@ -60,15 +63,17 @@ function onResDrain(this: ProxyResponse): void {
 }
 
 /**
- * The undici handler. It implements the classic handler interface (onConnect, onHeaders,
- * onData, onComplete, onError), which undici's Client calls directly; the newer
- * onRequestStart/onResponseStart interface goes through UnwrapHandler, which allocates a
- * controller and parses the headers into an object for every request (bench/proxy: the
- * 4 KiB case is dominated by such per-request costs). undici 7 marks the classic interface
+ * The upstream response handler, for both upstream clients: undici (requests with a body,
+ * 100-continue, `proxy.upstream_client: undici`) and the raw-socket client of h1-upstream.ts
+ * (onBody/pending/onPaused/onResumed are its flush control). For undici it implements the
+ * classic handler interface (onConnect, onHeaders, onData, onComplete, onError), which undici's
+ * Client calls directly; the newer onRequestStart/onResponseStart interface goes through
+ * UnwrapHandler, which allocates a controller and parses the headers into an object for every
+ * request (bench/proxy: the 4 KiB case is dominated by such per-request costs). undici 7 marks the classic interface
  * deprecated in its types but its Client still speaks it natively; revisit on undici 8.
  * (At runtime undici passes trailers as Buffers, whatever its types say.)
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements Dispatcher.DispatchHandler, H1Handler {
   readonly start = performance.now();
   upstreamStart = 0;
   upstreamMs: number | undefined = undefined;
@@ -85,6 +90,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   opts: Dispatcher.DispatchOptions | null = null;
   /** The Host header sent is the chosen upstream's (host_header "upstream", or no client Host). */
   hostFromUpstream = false;
+  /** Sent over the raw-socket client (h1-upstream.ts) instead of undici. */
+  fast = false;
 
   constructor(
     readonly ctx: FrontContext,
@@ -103,7 +110,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstream = upstream;
     this.opts = opts;
     this.upstreamStart = performance.now();
-    upstream.pool.dispatch(opts, this);
+    if (this.fast) upstream.h1.dispatch(opts as H1Request, this);
+    else upstream.pool.dispatch(opts, this);
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -130,7 +138,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else sendError(this.res, code, this.snap.responseVia, true);
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(
+    statusCode: number,
+    rawHeaders: Buffer[] | string[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
     const res = this.res;
     if (statusCode < 200) {
       informational(res, statusCode, rawHeaders);
@@ -176,13 +189,36 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(trailers: string[] | null): void {
+  // ---- raw-socket client flush control (h1-upstream.ts) ----
+
+  onBody(chunk: Buffer, flushed: (err?: Error | null) => void): boolean {
+    const res = this.res;
+    if (res.destroyed) return false;
+    res.write(chunk, flushed);
+    return true;
+  }
+
+  pending(): number {
+    return this.res.writableLength;
+  }
+
+  /** As in onData: a client that stops reading must not hold the upstream connection forever. */
+  onPaused(): void {
+    const idle = this.snap.bodyTimeout;
+    if (idle > 0 && this.state === 1) this.socket.setTimeout(idle);
+  }
+
+  onResumed(): void {
+    if (this.snap.bodyTimeout > 0 && this.state === 1) this.socket.setTimeout(0);
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
     this.upstreamMs = performance.now() - this.upstreamStart;
     this.state = 2;
     this.abortUpstream = null;
     const res = this.res;
     if (trailers !== null && trailers.length > 0 && res.chunkedEncoding)
-      res.addTrailers(trailersObject(trailers as unknown as Buffer[]));
+      res.addTrailers(trailersObject(trailers));
     res.end();
   }
 
@@ -209,7 +245,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       code === 'EHOSTUNREACH' ||
       code === 'ENETUNREACH' ||
       code === 'ENOTFOUND' ||
-      code === 'EAI_AGAIN';
+      code === 'EAI_AGAIN' ||
+      code === 'PRX_ERR_UPSTREAM_CONNECT' ||
+      code === 'PRX_ERR_UPSTREAM_CONNECT_TIMEOUT';
     if (connectFailed) {
       UpstreamSet.markDown(this.upstream);
       // Nothing was sent: any method may go to another upstream, if there is one.
@@ -224,6 +262,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // A kept-alive upstream socket closed under us before any response byte (the upstream timed
     // it out as we reused it): the request may have been seen, so only idempotent methods go again.
     const reset =
+      err instanceof StaleSocketError ||
       code === 'ECONNRESET' ||
       code === 'EPIPE' ||
       (code === 'UND_ERR_SOCKET' &&
@@ -369,14 +408,14 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, via: string
 }
 
 /** Forward 1xx responses Node can write (RFC 9110 §15.2); 100 is ours to send, 101 is a tunnel. */
-function informational(res: ServerResponse, statusCode: number, raw: Buffer[]): void {
+function informational(res: ServerResponse, statusCode: number, raw: Buffer[] | string[]): void {
   if (statusCode === 102) {
     res.writeProcessing();
   } else if (statusCode === 103) {
     const hints: Record<string, string | string[]> = {};
     for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
-      const value = raw[i + 1]!.toString('latin1');
+      const name = latin1(raw[i]!).toLowerCase();
+      const value = latin1(raw[i + 1]!);
       const prev = hints[name];
       hints[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
     }

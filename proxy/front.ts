@@ -240,7 +240,7 @@ export class FrontProxy {
     server.closeAllConnections();
     await Promise.race([closed, sleep(1_000)]);
     await Promise.all(
-      this.snap.upstreams.list.map((u) => (forced ? u.pool.destroy() : u.pool.close()).catch(() => {})),
+      this.snap.upstreams.list.map((u) => (forced ? u.destroy() : u.close()).catch(() => {})),
     );
     this.rescueOn = null;
     if (this.rescue !== null) await this.rescue.close();
@@ -277,6 +277,7 @@ export class FrontProxy {
     }
     // We are about to stream the body upstream; undici cannot carry Expect itself.
     res.writeContinue();
+    res.viaUndici = true;
     this.onRequest(req, res);
   };
 
@@ -331,6 +332,8 @@ export class FrontProxy {
       ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'invalid Host, Content-Length or request target'));
       return;
     }
+    // Bodiless requests take the raw-socket client; bodies and 100-continue stay on undici.
+    ex.fast = body === null && snap.fastUpstream && !res.viaUndici;
     const upstream = snap.upstreams.pick();
     if (snap.policy.hostMode === 1 || headers[1] === '') {
       headers[1] = upstream.host;
@@ -462,7 +465,7 @@ function clampHeadersTimeout(headerMs: number, requestMs: number): number {
 }
 
 function closePool(u: Upstream): void {
-  u.pool.close().catch(() => u.pool.destroy());
+  u.close().catch(() => u.destroy());
 }
 
 function sleep(ms: number): Promise<void> {

@@ -222,22 +222,27 @@ function remoteFamily(addr: string): 'ipv4' | 'ipv6' {
   return addr.includes(':') ? 'ipv6' : 'ipv4';
 }
 
+/** A raw header from either upstream client: undici gives Buffers, h1-upstream.ts strings. */
+export function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
+}
+
 /**
- * Filter the upstream's raw response headers (Buffers from undici) into a flat string array
+ * Filter the upstream's raw response headers (Buffers from undici, latin1 strings from h1-upstream.ts) into a flat string array
  * for `res.writeHead`, dropping hop-by-hop fields and appending our Via. `chunkable` says
  * whether the client response may be chunked (HTTP/1.1 client, a body allowed), so a Trailer
  * field can stay; it is dropped anyway if the upstream sent Content-Length.
  * latin1 round-trips the exact bytes (Node writes header strings as latin1).
  */
-export function filterResponseHeaders(raw: Buffer[], via: string, chunkable: boolean): string[] {
+export function filterResponseHeaders(raw: Buffer[] | string[], via: string, chunkable: boolean): string[] {
   const out: string[] = [];
   let upstreamVia: string | undefined;
   let named: string[] | null = null;
   let trailerAt = -1;
   let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    const value = raw[i + 1]!.toString('latin1');
+    const name = latin1(raw[i]!);
+    const value = latin1(raw[i + 1]!);
     switch (classify(name)) {
       case KEEP:
       case HOST:
@@ -274,8 +279,8 @@ export function filterResponseHeaders(raw: Buffer[], via: string, chunkable: boo
 }
 
 /** Trailer fields from undici (Buffers) to the object `res.addTrailers` wants. */
-export function trailersObject(raw: Buffer[]): Record<string, string> {
+export function trailersObject(raw: Buffer[] | string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let i = 0; i < raw.length; i += 2) out[raw[i]!.toString('latin1')] = raw[i + 1]!.toString('latin1');
+  for (let i = 0; i < raw.length; i += 2) out[latin1(raw[i]!)] = latin1(raw[i + 1]!);
   return out;
 }

@@ -16,6 +16,8 @@ export interface Snapshot {
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   readonly connectTimeout: number;
+  /** proxy.upstream_client is "fast": bodiless requests use h1-upstream.ts. */
+  readonly fastUpstream: boolean;
 }
 
 /** Parse trusted_proxies entries ("10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8") into a BlockList. */
@@ -65,6 +67,7 @@ export function prepareSnapshot(
     headersTimeout: t.header_ms,
     bodyTimeout: t.body_idle_ms,
     connectTimeout: t.connect_ms,
+    fastUpstream: config.upstream_client === 'fast',
   });
   return { snapshot, retired };
 }

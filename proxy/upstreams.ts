@@ -1,9 +1,11 @@
-// Upstream runtime state: one undici Pool per upstream origin, round-robin selection with
+// Upstream runtime state: per upstream origin one undici Pool and one raw-socket H1Pool
+// (h1-upstream.ts; both open connections only when used), round-robin selection with
 // passive health (an upstream that refused a connection is skipped for a while). Pools are
 // runtime state kept apart from config (Caddy's hosts.go idea): a reload that keeps an
 // upstream with the same pool settings keeps its Pool and its warm keep-alive sockets.
 import { Pool } from 'undici';
 import type { ProxyConfig } from '../src/config/schema.js';
+import { H1Pool } from './h1-upstream.js';
 
 /** How long an upstream that failed to connect is skipped (unless all are down). */
 const DOWN_MS = 2_000;
@@ -13,12 +15,34 @@ export class Upstream {
   readonly host: string;
   /** performance.now() until which selection skips this upstream. */
   downUntil = 0;
+  /** The fast client's pool (requests without a body, unless proxy.upstream_client is undici). */
+  readonly h1: H1Pool;
   constructor(
     readonly key: string,
     readonly origin: string,
     readonly pool: Pool,
+    cfg: ProxyConfig,
   ) {
-    this.host = new URL(origin).host;
+    const url = new URL(origin);
+    this.host = url.host;
+    const t = cfg.timeouts;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    this.h1 = new H1Pool(
+      host,
+      Number(url.port || 80),
+      cfg.connections,
+      t.connect_ms,
+      t.upstream_keepalive_ms,
+    );
+  }
+
+  /** Graceful: idle connections close now, busy ones after their response. */
+  close(): Promise<void> {
+    return Promise.all([this.pool.close(), this.h1.close()]).then(() => undefined);
+  }
+
+  destroy(): Promise<void> {
+    return Promise.all([this.pool.destroy(), this.h1.destroy()]).then(() => undefined);
   }
 }
 
@@ -66,7 +90,7 @@ export class UpstreamSet {
       if (u !== undefined) old.delete(key);
       else if (list.some((x) => x.key === key))
         continue; // same upstream listed twice
-      else u = new Upstream(key, origin, createPool(origin, cfg));
+      else u = new Upstream(key, origin, createPool(origin, cfg), cfg);
       list.push(u);
     }
     return { set: new UpstreamSet(list), retired: [...old.values()] };

@@ -46,6 +46,7 @@ const { values: opt } = parseArgs({
     ours: { type: 'string', default: 'auto' },
     'ours-script': { type: 'string' },
     variants: { type: 'boolean', default: false },
+    clients: { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
     nice: { type: 'string', default: '0' },
     pick: { type: 'string', default: 'best' },
@@ -542,12 +543,18 @@ async function main() {
     // --variant NAME=SCRIPT adds any script taking --listen/--upstream (bench/proxy/experiments/).
     const variants = {};
     const pids = { upstream: upstream.child.pid, nginx: nginx.pid, ours: ours.child.pid };
+    // --clients: the two upstream clients side by side, FrontProxy alone: "ours-core" (the
+    // default, raw-socket client for bodiless requests) and "ours-undici" (undici for all).
     const wanted = opt.variants
       ? [
           ['ours-core', 'bench/proxy/ours.js', []],
           ['ours-nolog', 'bench/proxy/ours.js', ['--no-access-log']],
         ]
       : [];
+    if (opt.clients) {
+      if (!opt.variants) wanted.push(['ours-core', 'bench/proxy/ours.js', []]);
+      wanted.push(['ours-undici', 'bench/proxy/ours.js', ['--upstream-client', 'undici']]);
+    }
     for (const v of opt.variant) {
       const eq = v.indexOf('=');
       if (eq < 1) throw new Error(`--variant wants NAME=SCRIPT, got "${v}"`);

@@ -45,8 +45,13 @@ export const proxySchema = z
     upstreams: z.array(httpUrl).min(1, 'at least one upstream URL is required'),
     /** Host header sent upstream: "preserve" the client's, "upstream" = the upstream URL's host, or a fixed value. */
     host_header: z.string().min(1).default('preserve'),
-    /** Connections per upstream (undici Pool size). */
+    /** Connections per upstream (each client's pool size). */
     connections: positiveInt.default(128),
+    /**
+     * Upstream HTTP client: "fast" = our raw-socket HTTP/1.1 client for requests without a body
+     * (undici for the rest), "undici" = undici for everything.
+     */
+    upstream_client: z.enum(['fast', 'undici']).default('fast'),
     timeouts: z
       .object({
         /** TCP connect to an upstream. Exceeded -> 502. */
