@@ -15,6 +15,15 @@ const httpUrl = z
   .url('expected an absolute URL such as http://127.0.0.1:8081')
   .refine((s) => /^https?:\/\//.test(s), 'upstream URL must use http:// or https://');
 
+/** A value written into HTTP heads as is (Via, a fixed Host): visible ASCII and spaces only, so no CR/LF can split a head. */
+const headerValue = z
+  .string()
+  .min(1)
+  .regex(
+    /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/,
+    'must be printable ASCII without control characters (no CR/LF)',
+  );
+
 const fraction = z.number().min(0).max(1);
 const positiveInt = z.number().int().positive();
 const durationMs = z.number().int().min(0);
@@ -44,7 +53,7 @@ export const proxySchema = z
     /** The site's own web server(s); at least one. Requests are balanced over them. */
     upstreams: z.array(httpUrl).min(1, 'at least one upstream URL is required'),
     /** Host header sent upstream: "preserve" the client's, "upstream" = the upstream URL's host, or a fixed value. */
-    host_header: z.string().min(1).default('preserve'),
+    host_header: headerValue.default('preserve'),
     /** Connections per upstream (each client's pool size). */
     connections: positiveInt.default(128),
     /**
@@ -87,7 +96,7 @@ export const proxySchema = z
     /** Trust X-Forwarded-* from these client addresses (another proxy in front). */
     trusted_proxies: z.array(z.string()).default([]),
     /** Name put in the Via header. */
-    via: z.string().min(1).default('dotslash'),
+    via: headerValue.default('dotslash'),
     access_log: z
       .object({
         enabled: z.boolean().default(true),

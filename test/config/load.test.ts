@@ -126,6 +126,22 @@ describe('errors carry file:line:column and the key', () => {
     expect(issues[0]!.message).toMatch(/alias/i);
   });
 
+  it('a Via or fixed Host with CR/LF (head splitting) is refused at its position', () => {
+    const issues = issuesOf(
+      lines(
+        'proxy:',
+        '  upstreams: [http://a.test:1]',
+        '  via: "edge\\r\\nX-Evil: 1"',
+        '  host_header: "a\\nb"',
+      ),
+    );
+    expect(issues.map((i) => [i.path, i.line])).toEqual([
+      ['proxy.via', 3],
+      ['proxy.host_header', 4],
+    ]);
+    expect(issues[0]!.message).toMatch(/CR\/LF/);
+  });
+
   it('duplicate keys are a YAML error at the second key', () => {
     const issues = issuesOf(lines('proxy:', '  upstreams: [http://a.test:1]', '  via: a', '  via: b'));
     expect(issues).toEqual([
