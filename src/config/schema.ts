@@ -1,5 +1,6 @@
 // The one configuration schema (STYLE.md 5): the Config type is derived from it, every
 // default lives here, and a loaded config is validated once, then frozen.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** "HOST:PORT" or "[v6]:PORT"; port 0 means "any free port" (tests). */
@@ -199,6 +200,14 @@ export const siteSchema = z
       .optional(),
     /** This member's public front base for its virtual hosts; unset = http://<name>:<proxy port>. */
     public_url: httpUrl.optional(),
+    /**
+     * This member's public front addresses (what its names resolve to): sent to origins in the SOS
+     * answer (DNS round robin) and its own A/AAAA set; unset = proxy.listen's host when it is one address.
+     */
+    addresses: z
+      .array(z.string().refine((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address'))
+      .max(16)
+      .optional(),
   })
   .strict()
   .prefault({});

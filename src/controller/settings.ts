@@ -1,5 +1,7 @@
 // The controller's settings, resolved once from the config: defaults that depend on other keys
 // (site names, front and public URLs, drain time) are filled in here, so the loop reads plain values.
+import { isIP } from 'node:net';
+import type { DnsSettings } from './dns-sets.js';
 import { effectiveRescueMode, type Config, type PeerConfig, type RescueMode } from '../config/schema.js';
 
 export interface SiteSettings {
@@ -11,9 +13,13 @@ export interface SiteSettings {
   readonly microCache: { readonly paths: readonly string[]; readonly ttl_s: number } | null;
   /** Base of this member's virtual-host URLs: scheme and port are taken from it. */
   readonly publicUrl: string;
+  /** This member's public front addresses (site.addresses or the listen address); may be empty. */
+  readonly addresses: readonly string[];
 }
 
 export interface RescueSettings {
+  /** The rescue record sets' inputs from config (dns.*); null when this member serves no DNS. */
+  readonly dns: DnsSettings | null;
   /** This member's id (its public host name). */
   readonly self: string;
   readonly mode: RescueMode;
@@ -47,12 +53,20 @@ const listenHost = (listen: string): string =>
   listen.slice(0, listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
 const listenPort = (listen: string): number => Number(listen.slice(listen.lastIndexOf(':') + 1));
 
+/** site.addresses, else the front's listen host when it is one specific address (not 0.0.0.0 / ::). */
+export function publicAddresses(config: Config): string[] {
+  if (config.site.addresses !== undefined) return [...config.site.addresses];
+  const host = listenHost(config.proxy.listen);
+  return isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? [host] : [];
+}
+
 export function rescueSettings(config: Config): RescueSettings {
   const r = config.rescue;
   const self = config.name ?? listenHost(config.proxy.listen);
   return Object.freeze({
     self,
     mode: effectiveRescueMode(config),
+    dns: null,
     site: Object.freeze({
       names: Object.freeze([...(config.site.names ?? [self])]),
       frontUrl: config.site.front_url ?? `http://${config.proxy.listen}`,
@@ -61,6 +75,7 @@ export function rescueSettings(config: Config): RescueSettings {
       redirectExclude: Object.freeze([...config.site.redirect_exclude]),
       microCache: config.site.micro_cache ? Object.freeze({ ...config.site.micro_cache }) : null,
       publicUrl: config.site.public_url ?? `http://${self}:${listenPort(config.proxy.listen)}`,
+      addresses: Object.freeze(publicAddresses(config)),
     }),
     peers: Object.freeze(config.peers.map((p) => Object.freeze({ ...p }))),
     tickMs: r.tick_ms,
