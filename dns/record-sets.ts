@@ -2,12 +2,9 @@
 // as one immutable snapshot. Pure: the controller computes it, the daemon hands it to the embedded
 // server or the RFC 2136 updater. No I/O, no clock.
 import { isIP } from 'node:net';
+import type { DynamicRecordSet, WeightedAddress } from './types.js';
 
-/** One address of a name's set and its share (requests/s it can take; only ratios matter). */
-export interface WeightedAddress {
-  readonly address: string;
-  readonly weight: number;
-}
+export type { WeightedAddress };
 
 /** A name's whole A+AAAA set (family by address) and the TTL to serve it with. */
 export interface NameRecordSet {
@@ -126,4 +123,19 @@ export function repeatByWeight(addresses: readonly WeightedAddress[], slots = 16
 /** A fingerprint of what a consumer must serve (version excluded): equal keys need no update. */
 export function recordSetsKey(s: DnsRecordSets): string {
   return JSON.stringify(s.sets);
+}
+
+/** The embedded server's form (dns/types.ts DynamicRecordSet): one A and one AAAA set per name, each only when non-empty. */
+export function toDynamicRecordSets(s: DnsRecordSets): DynamicRecordSet[] {
+  const out: DynamicRecordSet[] = [];
+  for (const set of s.sets) {
+    for (const [type, family] of [
+      ['A', 4],
+      ['AAAA', 6],
+    ] as const) {
+      const values = set.addresses.filter((a) => isIP(a.address) === family);
+      if (values.length > 0) out.push({ name: set.name, type, ttl: set.ttl, values });
+    }
+  }
+  return out;
 }
