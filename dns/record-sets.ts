@@ -41,6 +41,8 @@ export interface RecordSetInputs {
   readonly siteNames: readonly string[];
   /** This member's own public addresses. */
   readonly ownAddresses: readonly string[];
+  /** Per site name: its configured own set and normal TTL, when it has one (overrides the two defaults). */
+  readonly ownByName?: ReadonlyMap<string, { readonly addresses: readonly string[]; readonly ttl: number }>;
   /** What our own front takes, requests/s (its weight next to rescuers' Rr). */
   readonly ownWeight: number;
   readonly ttl: number;
@@ -60,32 +62,33 @@ const lower = (n: string): string => n.toLowerCase().replace(/\.$/, '');
  */
 export function computeRecordSets(inp: RecordSetInputs): DnsRecordSets {
   const own = uniqueAddresses(inp.ownAddresses);
-  const weights = new Map<string, number>();
-  const add = (a: string, w: number): void => {
-    if (w > 0) weights.set(a, (weights.get(a) ?? 0) + w);
+  const rescuers = inp.rescuers
+    .map((r) => ({ addresses: uniqueAddresses(r.addresses), rate: r.rate }))
+    .filter((r) => r.addresses.length > 0 && r.rate > 0);
+  const rescued = rescuers.length > 0;
+  const siteSet = (ownAddresses: readonly string[]): readonly WeightedAddress[] => {
+    const weights = new Map<string, number>();
+    const add = (a: string, w: number): void => void weights.set(a, (weights.get(a) ?? 0) + w);
+    for (const a of ownAddresses) add(a, Math.max(inp.ownWeight, 1) / ownAddresses.length);
+    for (const r of rescuers) for (const a of r.addresses) add(a, r.rate / r.addresses.length);
+    return Object.freeze(
+      [...weights]
+        .map(([address, weight]) => Object.freeze({ address, weight: round(weight) }))
+        .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)),
+    );
   };
-  for (const a of own) add(a, Math.max(inp.ownWeight, 1) / own.length);
-  let rescued = false;
-  for (const r of inp.rescuers) {
-    const as = uniqueAddresses(r.addresses);
-    if (as.length === 0 || !(r.rate > 0)) continue;
-    rescued = true;
-    for (const a of as) add(a, r.rate / as.length);
-  }
-  const siteAddresses = [...weights]
-    .map(([address, weight]) => Object.freeze({ address, weight: round(weight) }))
-    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const sets: NameRecordSet[] = [];
   const seen = new Set<string>();
   const ownSet = own.map((address) => Object.freeze({ address, weight: 1 }));
   for (const n of inp.siteNames.map(lower)) {
     if (seen.has(n)) continue;
     seen.add(n);
+    const mine = inp.ownByName?.get(n);
     sets.push(
       Object.freeze({
         name: n,
-        ttl: rescued ? inp.rescueTtl : inp.ttl,
-        addresses: Object.freeze(siteAddresses),
+        ttl: rescued ? inp.rescueTtl : (mine?.ttl ?? inp.ttl),
+        addresses: siteSet(mine ? uniqueAddresses(mine.addresses) : own),
       }),
     );
   }

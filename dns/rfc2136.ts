@@ -305,6 +305,28 @@ export class Rfc2136Updater extends EventEmitter {
     };
   }
 
+  /**
+   * Resolves true once the newest snapshot has been applied, false after `timeoutMs` (a clean
+   * stop waits for "rescuers out of the zone" to land before the process exits).
+   */
+  settled(timeoutMs: number): Promise<boolean> {
+    const done = (): boolean => this.desired === null || recordSetsKey(this.desired) === this.appliedKey;
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onApplied = (): void => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.off('applied', onApplied);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.off('applied', onApplied);
+        resolve(false);
+      }, timeoutMs);
+      this.on('applied', onApplied);
+    });
+  }
+
   /** Stops retrying; an UPDATE in flight still completes. */
   close(): void {
     this.closed = true;

@@ -333,11 +333,54 @@ export const dnsSchema = z
       .strict()
       .prefault({}),
     zones: z.array(dnsZoneSchema).default([]),
+    /** mode rfc2136: the external primary that takes TSIG-signed dynamic UPDATEs for `zone`. */
+    rfc2136: z
+      .object({
+        /** The primary server's HOST:PORT (port 53 in production). */
+        server: hostPort.optional(),
+        /** The zone the site names live in (the UPDATE's zone section). */
+        zone: hostName.optional(),
+        /** The TSIG key's name as the server knows it (named.conf `key "<name>"`). */
+        key_name: hostName.optional(),
+        /** The TSIG secret, base64 as tsig-keygen prints it; usually ${ENV}. */
+        key_secret: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64 (as tsig-keygen prints it)')
+          .refine(
+            (s) => s.length % 4 === 0 && Buffer.from(s, 'base64').length >= 16,
+            'expected at least 16 bytes of base64',
+          )
+          .optional(),
+        algorithm: z.enum(['hmac-sha256']).default('hmac-sha256'),
+        /** Per attempt (UDP, then TCP when truncated); failures retry with backoff. */
+        timeout_ms: positiveInt.default(3_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((d, ctx) => {
     if (d.mode === 'embedded' && d.zones.length === 0)
       ctx.addIssue({ code: 'custom', path: ['zones'], message: 'dns.mode embedded needs at least one zone' });
+    if (d.mode === 'rfc2136') {
+      for (const k of ['server', 'zone', 'key_name', 'key_secret'] as const)
+        if (d.rfc2136[k] === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rfc2136', k],
+            message: `dns.mode rfc2136 needs dns.rfc2136.${k}`,
+          });
+      const zone = d.rfc2136.zone?.toLowerCase();
+      d.site_names?.forEach((n, i) => {
+        const name = n.toLowerCase();
+        if (zone !== undefined && name !== zone && !name.endsWith(`.${zone}`))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['site_names', i],
+            message: `${n} is not in dns.rfc2136.zone ${zone}`,
+          });
+      });
+    }
     for (const issue of checkZones(dnsZonesOf(d), { defaultTtl: d.ttl, now: () => 0 })) {
       // Point at `value` when the record was written with one value rather than `values`.
       const path = [...issue.path];
@@ -390,6 +433,14 @@ export const configSchema = z
         code: 'custom',
         path: ['name'],
         message: "name (this member's public host name) is required when rescue is on or observe",
+      });
+    }
+    if (c.dns.mode === 'rfc2136' && c.site.addresses === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['site', 'addresses'],
+        message:
+          "dns.mode rfc2136 needs site.addresses: the site names' own A/AAAA set, which each UPDATE rewrites",
       });
     }
     const ids = new Set<string>();

@@ -11,6 +11,8 @@ export interface DnsSettings {
   readonly siteNames: readonly string[];
   /** Our own addresses for those names. */
   readonly ownAddresses: readonly string[];
+  /** A site name's own configured set and TTL (embedded zones), overriding ownAddresses and ttl. */
+  readonly ownByName: ReadonlyMap<string, { readonly addresses: readonly string[]; readonly ttl: number }>;
   /** Our own front's weight next to rescuers' Rr (its request capacity, requests/s). */
   readonly ownWeight: number;
   readonly ttl: number;
@@ -23,6 +25,7 @@ export function buildDnsSets(sessions: readonly Session[], dns: DnsSettings, ver
     version,
     siteNames: dns.siteNames,
     ownAddresses: dns.ownAddresses,
+    ownByName: dns.ownByName,
     ownWeight: dns.ownWeight,
     ttl: dns.ttl,
     rescueTtl: dns.rescueTtl,

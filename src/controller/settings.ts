@@ -53,6 +53,50 @@ const listenHost = (listen: string): string =>
   listen.slice(0, listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
 const listenPort = (listen: string): number => Number(listen.slice(listen.lastIndexOf(':') + 1));
 
+/**
+ * What the rescue record sets are built from; null when dns.mode is off. Site names' own sets:
+ * rfc2136 rewrites them from site.addresses; embedded takes each name's configured A/AAAA records
+ * (their TTL too), else site.addresses when set (a name with neither gets only rescuers, while rescued).
+ */
+export function dnsSettings(config: Config, self: string): DnsSettings | null {
+  const d = config.dns;
+  if (d.mode === 'off') return null;
+  const ownByName = new Map<string, { addresses: string[]; ttl: number }>();
+  if (d.mode === 'embedded') {
+    for (const zone of d.zones) {
+      const apex = zone.name.toLowerCase().replace(/\.$/, '');
+      for (const r of zone.records) {
+        if (r.type !== 'A' && r.type !== 'AAAA') continue;
+        const name = ownerName(r.name, apex);
+        const values = (r.values ?? (r.value !== undefined ? [r.value] : [])).filter(
+          (v) => typeof v === 'string',
+        );
+        const cur = ownByName.get(name) ?? { addresses: [], ttl: r.ttl ?? d.ttl };
+        cur.addresses.push(...values);
+        cur.ttl = Math.min(cur.ttl, r.ttl ?? d.ttl);
+        ownByName.set(name, cur);
+      }
+    }
+  }
+  return Object.freeze({
+    siteNames: Object.freeze([...(d.site_names ?? config.site.names ?? [self])]),
+    ownAddresses: Object.freeze([...(config.site.addresses ?? [])]),
+    ownByName,
+    ownWeight: config.monitor.request_rate.capacity,
+    ttl: d.ttl,
+    rescueTtl: d.rescue_ttl ?? config.rescue.dns_ttl_s,
+  });
+}
+
+/** A zone record's owner as an absolute name: "@" is the apex, "x." and names ending in the apex are absolute. */
+function ownerName(name: string, apex: string): string {
+  const n = name.toLowerCase();
+  if (n === '@') return apex;
+  if (n.endsWith('.')) return n.slice(0, -1);
+  if (n === apex || n.endsWith(`.${apex}`)) return n;
+  return `${n}.${apex}`;
+}
+
 /** site.addresses, else the front's listen host when it is one specific address (not 0.0.0.0 / ::). */
 export function publicAddresses(config: Config): string[] {
   if (config.site.addresses !== undefined) return [...config.site.addresses];
@@ -66,7 +110,7 @@ export function rescueSettings(config: Config): RescueSettings {
   return Object.freeze({
     self,
     mode: effectiveRescueMode(config),
-    dns: null,
+    dns: dnsSettings(config, self),
     site: Object.freeze({
       names: Object.freeze([...(config.site.names ?? [self])]),
       frontUrl: config.site.front_url ?? `http://${config.proxy.listen}`,
