@@ -2,6 +2,7 @@
 // that hands messages straight to other in-process controllers (for decision tests, where the
 // wire is not the point; test/controller/members.test.ts uses the real ControlServer/Client).
 import pino from 'pino';
+import type { DnsRecordSets } from '../../dns/record-sets.js';
 import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
 import type { RescueServingView } from '../../proxy/rescue/view.js';
 import {
@@ -172,6 +173,8 @@ export interface TestMember {
   readonly redirects: RedirectSnapshot[];
   readonly views: RescueServingView[];
   readonly purges: unknown[];
+  /** Every DNS record-set snapshot the controller published (dns.mode not off). */
+  readonly dns: DnsRecordSets[];
 }
 
 export function member(
@@ -186,6 +189,7 @@ export function member(
   const redirects: TestMember['redirects'] = [];
   const views: TestMember['views'] = [];
   const purges: unknown[] = [];
+  const dns: DnsRecordSets[] = [];
   const controller = new RescueController({
     settings,
     table,
@@ -194,10 +198,11 @@ export function member(
     publishRedirect: (s) => redirects.push(s),
     publishServing: (v) => views.push(v),
     onPurge: (p) => purges.push(p),
+    publishDns: (s) => dns.push(s),
     usage,
   });
   net.members.set(settings.self, controller);
-  return { name: settings.self, controller, table, db, redirects, views, purges };
+  return { name: settings.self, controller, table, db, redirects, views, purges, dns };
 }
 
 /** Ticks every member `n` times, advancing the clock by `stepMs` before each round. */
