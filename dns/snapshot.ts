@@ -67,6 +67,8 @@ interface RecordSet {
   ttl: number;
   readonly rdatas: Rdata[];
   readonly weights: number[];
+  /** rdataKey -> index into rdatas. */
+  readonly index: Map<string, number>;
   /** Where it was configured, for error messages. */
   readonly path: readonly (string | number)[];
 }
@@ -318,19 +320,33 @@ function addRdata(
   let sets = zone.sets.get(name);
   if (!sets) zone.sets.set(name, (sets = new Map()));
   let set = sets.get(type);
-  if (!set) sets.set(type, (set = { type, ttl, rdatas: [], weights: [], path }));
+  if (!set) sets.set(type, (set = { type, ttl, rdatas: [], weights: [], index: new Map(), path }));
   // An RRset has one TTL (RFC 2181 5.2): the lowest configured wins.
   set.ttl = Math.min(set.ttl, ttl);
-  const same = set.rdatas.findIndex((d) => sameRdata(d, rdata));
-  if (same >= 0) set.weights[same]! += weight;
+  const key = rdataKey(rdata);
+  const same = set.index.get(key);
+  if (same !== undefined) set.weights[same]! += weight;
   else {
+    set.index.set(key, set.rdatas.length);
     set.rdatas.push(rdata);
     set.weights.push(weight);
   }
 }
 
-function sameRdata(a: Rdata, b: Rdata): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** Equal keys = the same record data (an RRset holds no duplicates). */
+function rdataKey(d: Rdata): string {
+  switch (d.kind) {
+    case 'bytes':
+      return d.bytes.toString('hex');
+    case 'name':
+      return d.name;
+    case 'txt':
+      return d.strings.map((x) => x.toString('hex')).join(',');
+    case 'srv':
+      return `${d.priority} ${d.weight} ${d.port} ${d.target}`;
+    case 'soa':
+      return 'soa';
+  }
 }
 
 // ---- encoding: record sets -> cached responses ----
