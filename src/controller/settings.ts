@@ -56,7 +56,7 @@ const listenPort = (listen: string): number => Number(listen.slice(listen.lastIn
 /**
  * What the rescue record sets are built from; null when dns.mode is off. Site names' own sets:
  * rfc2136 rewrites them from site.addresses; embedded takes each name's configured A/AAAA records
- * (their TTL too), else site.addresses when set (a name with neither gets only rescuers, while rescued).
+ * (their TTL too), else this member's public addresses (site.addresses or the listen address); vhN names too.
  */
 export function dnsSettings(config: Config, self: string): DnsSettings | null {
   const d = config.dns;
@@ -80,7 +80,7 @@ export function dnsSettings(config: Config, self: string): DnsSettings | null {
   }
   return Object.freeze({
     siteNames: Object.freeze([...(d.site_names ?? config.site.names ?? [self])]),
-    ownAddresses: Object.freeze([...(config.site.addresses ?? [])]),
+    ownAddresses: Object.freeze(publicAddresses(config)),
     ownByName,
     ownWeight: config.monitor.request_rate.capacity,
     ttl: d.ttl,

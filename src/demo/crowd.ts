@@ -175,21 +175,28 @@ export class Crowd {
     const startHost = new URL(this.#opts.target).hostname.toLowerCase();
     let dnsAddress: string | null = null;
     try {
-      let dispatcher = this.#agent;
-      if (this.#stub !== null) {
-        // A client connects to the first address of its (cached) answer, as most clients do.
+      const signal = AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000);
+      const get = (dispatcher: Agent) =>
+        fetch(this.#opts.target + path, { dispatcher, redirect: 'follow', signal });
+      let res: Awaited<ReturnType<typeof get>>;
+      if (this.#stub === null) res = await get(this.#agent);
+      else {
         const answer = await this.#stub.resolve(startHost, client).catch((e: unknown) => {
           this.tally.dnsFailures++;
           throw e;
         });
-        dnsAddress = answer[0]!;
-        dispatcher = this.#agentFor(startHost, dnsAddress);
+        // A client connects to the first address of its (cached) answer, as most clients do, and
+        // tries the next when that one refuses (a rescuer that died within the answer's TTL).
+        for (let k = 0; ; k++) {
+          dnsAddress = answer[k]!;
+          try {
+            res = await get(this.#agentFor(startHost, dnsAddress));
+            break;
+          } catch (e) {
+            if (k + 1 >= answer.length || !refusedAt(e, dnsAddress)) throw e;
+          }
+        }
       }
-      const res = await fetch(this.#opts.target + path, {
-        dispatcher,
-        redirect: 'follow',
-        signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
-      });
       await res.arrayBuffer();
       status = res.status;
       if (res.redirected) this.tally.redirected++;
@@ -220,6 +227,12 @@ export class Crowd {
     this.#inFlight--;
     if (this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
   }
+}
+
+/** The connection to `address` itself was refused (not a later hop's): the answer's next address may answer. */
+function refusedAt(e: unknown, address: string): boolean {
+  const cause = (e as { cause?: { code?: string; address?: string } }).cause;
+  return cause?.code === 'ECONNREFUSED' && cause.address === address;
 }
 
 function describe(e: Error): string {

@@ -2,6 +2,7 @@
 // carry the rescuers' addresses (from their OK), weighted by Rr, with the rescue TTL; a rescuer
 // leaves as soon as its session ends or its lease lapses; the rescuer answers for its vhN name.
 import { describe, expect, it } from 'vitest';
+import type { DnsRecordSets, NameRecordSet } from '../../dns/record-sets.js';
 import { LoopNet, ManualClock, member, memberConfig, run, sample } from './control-helpers.js';
 
 const O = 'origin.example';
@@ -52,7 +53,7 @@ function community(aAddresses: string[] | null = ['192.0.2.10', '2001:db8::10'])
   return { net, clock, origin, a, b, all: [origin, a, b] };
 }
 
-const setOf = (sets: { sets: readonly { name: string }[] } | undefined, name: string) =>
+const setOf = (sets: DnsRecordSets | undefined, name: string): NameRecordSet | undefined =>
   sets?.sets.find((s) => s.name === name);
 
 describe('controller: DNS record sets', () => {
