@@ -5,7 +5,9 @@
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { createServer, isIPv6 } from 'node:net';
+import { lookup } from 'node:dns';
+import type { LookupOneOptions } from 'node:dns';
+import { createServer, isIP, isIPv6 } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { answerQuery } from './answer.js';
 import type { AnswerOptions, Outcome } from './answer.js';
@@ -103,7 +105,11 @@ export class DnsServer extends EventEmitter {
     const { host, port } = splitHostPort(this.#listen);
     // With port 0 the UDP port may be taken for TCP by someone else: try a few free ports.
     for (let attempt = 0; ; attempt++) {
-      const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+      const udp = createSocket({
+        type: isIPv6(host) ? 'udp6' : 'udp4',
+        reuseAddr: false,
+        lookup: literalLookup,
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
@@ -226,6 +232,22 @@ export class DnsServer extends EventEmitter {
       this.#sockets.delete(socket);
     });
   }
+}
+
+/**
+ * send() resolves the destination through `lookup` even when it is an address (always, for
+ * replies); the default defers by a tick per packet. Reply addresses are literal: pass them on.
+ */
+function literalLookup(
+  address: string,
+  options: LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const literal = isIP(address);
+  if (literal !== 0) return callback(null, address, literal);
+  // A host name in dns.listen (bind only). Node passes the family as a number here.
+  const family = typeof options === 'number' ? options : (options.family ?? 0);
+  lookup(address, { family: family === 6 ? 6 : family === 4 ? 4 : 0 }, callback);
 }
 
 function splitHostPort(hostPort: string): { host: string; port: number } {

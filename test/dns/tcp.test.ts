@@ -25,7 +25,7 @@ describe('DNS over TCP', () => {
     for (let i = 0; i < names.length; i++) answers.push(dnsPacket.decode((await c.next())!));
     expect(answers.map((a) => a.id)).toEqual([100, 101, 102, 103]);
     expect(answers[1]!.answers).toHaveLength(100); // no truncation over TCP
-    expect(answers.map((a) => a.rcode)).toEqual(['NOERROR', 'NOERROR', 'NXDOMAIN', 'REFUSED']);
+    expect(answers.map((a) => (a.flags ?? 0) & 0x0f)).toEqual([0, 0, 3, 5]); // NOERROR, NOERROR, NXDOMAIN, REFUSED
     c.close();
   });
 
