@@ -7,7 +7,7 @@ import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns';
 import type { LookupOneOptions } from 'node:dns';
-import { createServer, isIP, isIPv6 } from 'node:net';
+import { createServer, isIPv4, isIPv6 } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { answerQuery } from './answer.js';
 import type { AnswerOptions, Outcome } from './answer.js';
@@ -243,7 +243,8 @@ function literalLookup(
   options: LookupOneOptions | number,
   callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
-  const literal = isIP(address);
+  // Host names cannot contain ':'; isIPv4 is a much cheaper test than isIP (2-3% of a reply).
+  const literal = address.includes(':') ? 6 : isIPv4(address) ? 4 : 0;
   if (literal !== 0) return callback(null, address, literal);
   // A host name in dns.listen (bind only). Node passes the family as a number here.
   const family = typeof options === 'number' ? options : (options.family ?? 0);
