@@ -8,7 +8,18 @@ import { computeRecordSets, type DnsRecordSets, type RescuerAddresses } from '..
 import { Rfc2136Updater, sendUpdate, type Rfc2136Target } from '../../dns/rfc2136.js';
 import { tsigKey } from '../../dns/tsig.js';
 import { DnsUpdateError } from '../../dns/update-errors.js';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import { DnsRecordPublisher } from '../../src/daemon-dns.js';
 import { dig, digTtl, startBind, type BindServer } from './bind-server.js';
+
+async function until(ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const ZONE = 'origin.test';
 const SITE = [`www.${ZONE}`, `shop.${ZONE}`];
@@ -185,6 +196,30 @@ describe('RFC 2136 updates to BIND', () => {
     );
     expect(err.retryable).toBe(true);
     silent.close();
+  });
+
+  it("the daemon's door: dns.rfc2136 config -> updater; a stop waits for the last UPDATE to land", async () => {
+    const cfg = parseConfig(
+      [
+        'name: www.origin.test',
+        'proxy: { upstreams: [http://127.0.0.1:1], listen: 0.0.0.0:0 }',
+        `site: { addresses: [${ORIGIN_IP}] }`,
+        'dns:',
+        '  mode: rfc2136',
+        `  site_names: [${SITE.join(', ')}]`,
+        `  rfc2136: { server: "${bind.host}:${bind.port}", zone: ${ZONE}, key_name: ${bind.keyName}, key_secret: "\${TSIG}" }`,
+      ].join('\n'),
+      'test.yaml',
+      { env: { TSIG: bind.keySecret } },
+    );
+    const publisher = new DnsRecordPublisher(cfg, pino({ level: 'silent' }), () => false);
+    publisher.publish(sets(1, [{ session: 's', addresses: ['127.0.0.88'], rate: 30 }]));
+    await until(() => dig(bind, `www.${ZONE}`).includes('127.0.0.88'));
+    // As at SIGTERM: the sessions ended, the normal set is published, and close() waits for it.
+    publisher.publish(sets(2, []));
+    await publisher.close();
+    expect(dig(bind, `www.${ZONE}`)).toEqual([ORIGIN_IP]);
+    expect(publisher.updaterStatus).toMatchObject({ appliedVersion: 2, failures: 0 });
   });
 
   describe('through a relay in front of BIND', () => {
