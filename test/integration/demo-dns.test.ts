@@ -2,6 +2,7 @@
 // server; the real `dig` against the origin's server shows the rescuers' addresses while the crowd
 // is on and only the origin's after the release; a rescuer's server answers for its vhN name while
 // its session lives; clients that resolved through the origin's server reached rescuers by DNS.
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Member } from '../../src/demo/community.js';
 import { crowdFor, waitForRelease } from '../../src/demo/run.js';
@@ -10,6 +11,24 @@ import { dig } from '../dns/bind-server.js';
 import { hostsFrom, makeCommunity, sleep, stopAll, until } from './helpers.js';
 
 afterEach(stopAll);
+
+/** Requests a rescuer's ended sessions served to clients that arrived by DNS (its state file). */
+function dnsUsage(m: Member): number {
+  const db = new Database(m.stateFile, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare(`SELECT usage FROM sessions WHERE role = 'rescuer' AND usage IS NOT NULL`)
+      .all() as {
+      usage: string;
+    }[];
+    return rows.reduce(
+      (n, r) => n + ((JSON.parse(r.usage) as { by_dns?: { requests: number } }).by_dns?.requests ?? 0),
+      0,
+    );
+  } finally {
+    db.close();
+  }
+}
 
 const serverOf = (m: Member): { host: string; port: number } => {
   const cut = m.dns.lastIndexOf(':');
@@ -64,6 +83,13 @@ describe('demo community DNS', () => {
       expect(await waitForRelease(c.origin, 120_000)).toBe(true);
       expect(dig(origin, www)).toEqual([c.origin.host]);
       expect(dig(origin, c.origin.zone)).toEqual([c.origin.host]);
+      // The rescuers counted the clients that came with the origin's name in Host as by DNS.
+      // (Stored when a session closes, after its drain.)
+      await until(
+        () => c.rescuers.reduce((n, r) => n + dnsUsage(r), 0) > 0,
+        30_000,
+        'by_dns usage in a rescuer state file',
+      );
     },
   );
 });
