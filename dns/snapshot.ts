@@ -249,6 +249,12 @@ function addRecord(
         [...path, 'values', vi],
         rdata.replace(/^!/, ''),
       );
+    if (r.type === 'NS' && name !== zone.name)
+      return fail(
+        'DNS_ERR_BAD_RDATA',
+        [...path, 'type'],
+        `NS below the apex (${name}) would delegate, which the embedded server does not do`,
+      );
     if (r.type === 'CNAME' && name === zone.name)
       return fail(
         'DNS_ERR_CNAME_CONFLICT',

@@ -459,6 +459,23 @@ export function effectiveRescueMode(c: {
   return c.rescue.mode ?? (c.peers.length > 0 ? 'on' : 'off');
 }
 
+/** dns.rescue_ttl, or rescue.dns_ttl_s (so a rescuer's drain, 2 x that TTL, outlasts cached answers). */
+export function effectiveDnsRescueTtl(c: {
+  dns: { rescue_ttl?: number | undefined };
+  rescue: { dns_ttl_s: number };
+}): number {
+  return c.dns.rescue_ttl ?? c.rescue.dns_ttl_s;
+}
+
+/** dns.site_names, or site.names, or [name]: the names whose A/AAAA sets get rescuers during a rescue. */
+export function effectiveDnsSiteNames(c: {
+  name?: string | undefined;
+  dns: { site_names?: readonly string[] | undefined };
+  site: { names?: readonly string[] | undefined };
+}): readonly string[] {
+  return c.dns.site_names ?? c.site.names ?? (c.name !== undefined ? [c.name] : []);
+}
+
 export type Config = z.infer<typeof configSchema>;
 export type ProxyConfig = Config['proxy'];
 export type AdminConfig = Config['admin'];

@@ -2,7 +2,14 @@
 // (site names, front and public URLs, drain time) are filled in here, so the loop reads plain values.
 import { isIP } from 'node:net';
 import type { DnsSettings } from './dns-sets.js';
-import { effectiveRescueMode, type Config, type PeerConfig, type RescueMode } from '../config/schema.js';
+import {
+  effectiveDnsRescueTtl,
+  effectiveDnsSiteNames,
+  effectiveRescueMode,
+  type Config,
+  type PeerConfig,
+  type RescueMode,
+} from '../config/schema.js';
 
 export interface SiteSettings {
   readonly names: readonly string[];
@@ -79,12 +86,14 @@ export function dnsSettings(config: Config, self: string): DnsSettings | null {
     }
   }
   return Object.freeze({
-    siteNames: Object.freeze([...(d.site_names ?? config.site.names ?? [self])]),
+    siteNames: Object.freeze([
+      ...(effectiveDnsSiteNames(config).length > 0 ? effectiveDnsSiteNames(config) : [self]),
+    ]),
     ownAddresses: Object.freeze(publicAddresses(config)),
     ownByName,
     ownWeight: config.monitor.request_rate.capacity,
     ttl: d.ttl,
-    rescueTtl: d.rescue_ttl ?? config.rescue.dns_ttl_s,
+    rescueTtl: effectiveDnsRescueTtl(config),
   });
 }
 

@@ -167,6 +167,7 @@ describe('zone data validation', () => {
           { name: 'e', type: 'SRV', values: ['1 2 70000 t.origin.test'] },
           { name: 'f', type: 'TXT', values: [['y'.repeat(256)]] },
           { name: '@', type: 'CNAME', values: ['x.origin.test'] },
+          { name: 'sub', type: 'NS', values: ['ns.elsewhere.net'] },
         ]),
       ]),
     ).toEqual([
@@ -177,6 +178,7 @@ describe('zone data validation', () => {
       'DNS_ERR_BAD_RDATA zones.0.records.6.values.0',
       'DNS_ERR_BAD_RDATA zones.0.records.7.values.0',
       'DNS_ERR_CNAME_CONFLICT zones.0.records.8.name',
+      'DNS_ERR_BAD_RDATA zones.0.records.9.type',
       'DNS_ERR_CNAME_CONFLICT zones.0.records.3',
     ]);
   });
