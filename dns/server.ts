@@ -7,7 +7,7 @@ import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns';
 import type { LookupOneOptions } from 'node:dns';
-import { createServer, isIPv4, isIPv6 } from 'node:net';
+import { createServer, isIP, isIPv6 } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { answerQuery } from './answer.js';
 import type { AnswerOptions, Outcome } from './answer.js';
@@ -59,6 +59,8 @@ export class DnsServer extends EventEmitter {
   readonly #idleMs: number;
   readonly #maxConnections: number;
   #udp: UdpSocket | undefined;
+  /** The family of the reply being sent (see #lookup); 0 outside a reply. */
+  #replyFamily = 0;
   #tcp: Server | undefined;
   readonly #sockets = new Set<Socket>();
   readonly #stats: DnsStats = {
@@ -108,7 +110,7 @@ export class DnsServer extends EventEmitter {
       const udp = createSocket({
         type: isIPv6(host) ? 'udp6' : 'udp4',
         reuseAddr: false,
-        lookup: literalLookup,
+        lookup: (address, options, callback) => this.#lookup(address, options, callback),
       });
       try {
         await new Promise<void>((resolve, reject) => {
@@ -188,10 +190,32 @@ export class DnsServer extends EventEmitter {
     if (rinfo.port === 0) return;
     try {
       // No callback: a failed send is dropped silently, as a lost datagram would be.
+      this.#replyFamily = rinfo.family === 'IPv6' ? 6 : 4;
       this.#udp?.send(r.packet, rinfo.port, rinfo.address);
     } catch (err) {
       this.#fail(err as Error);
+    } finally {
+      this.#replyFamily = 0;
     }
+  }
+
+  /**
+   * send() resolves the destination through the socket's lookup even when it is an address;
+   * the default defers each reply by a tick. A reply goes to the literal address the query came
+   * from, whose family #onDatagram sets here, so it passes straight through. Anything else (a
+   * host name in dns.listen, at bind) goes to dns.lookup.
+   */
+  #lookup(
+    address: string,
+    options: LookupOneOptions | number,
+    callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+  ): void {
+    if (this.#replyFamily !== 0) return callback(null, address, this.#replyFamily);
+    const literal = isIP(address);
+    if (literal !== 0) return callback(null, address, literal);
+    // Node passes the family as a number here.
+    const family = typeof options === 'number' ? options : (options.family ?? 0);
+    lookup(address, { family: family === 6 ? 6 : family === 4 ? 4 : 0 }, callback);
   }
 
   /** Socket trouble is reported, never thrown: an 'error' event with no listener would end the process. */
@@ -274,23 +298,6 @@ export class DnsServer extends EventEmitter {
       this.#sockets.delete(socket);
     });
   }
-}
-
-/**
- * send() resolves the destination through `lookup` even when it is an address (always, for
- * replies); the default defers by a tick per packet. Reply addresses are literal: pass them on.
- */
-function literalLookup(
-  address: string,
-  options: LookupOneOptions | number,
-  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  // Host names cannot contain ':'; isIPv4 is a much cheaper test than isIP (2-3% of a reply).
-  const literal = address.includes(':') ? 6 : isIPv4(address) ? 4 : 0;
-  if (literal !== 0) return callback(null, address, literal);
-  // A host name in dns.listen (bind only). Node passes the family as a number here.
-  const family = typeof options === 'number' ? options : (options.family ?? 0);
-  lookup(address, { family: family === 6 ? 6 : family === 4 ? 4 : 0 }, callback);
 }
 
 function splitHostPort(hostPort: string): { host: string; port: number } {

@@ -103,13 +103,13 @@ export function buildZoneSnapshot(zones: readonly ZoneConfig[], opts: BuildOptio
     });
     for (const [name, sets] of zone.sets) {
       recordSets += sets.size;
-      names.set(wireKey(name), nameEntry(name, sets, zone, data, negative));
+      names.set(wireKey(name), nameEntry(name, sets, data, negative));
     }
     // Empty non-terminals (the _tcp of _dotslash._tcp.zone) exist: NODATA, not NXDOMAIN.
     for (const name of zone.sets.keys()) {
       for (let n = parentOf(name); n !== undefined && inZone(n, zone.name); n = parentOf(n)) {
         const key = wireKey(n);
-        if (!names.has(key)) names.set(key, nameEntry(n, new Map(), zone, data, negative));
+        if (!names.has(key)) names.set(key, nameEntry(n, new Map(), data, negative));
       }
     }
   }
@@ -381,7 +381,6 @@ function records(name: string, set: RecordSet, order: readonly number[]): Resour
 function nameEntry(
   name: string,
   sets: ReadonlyMap<number, RecordSet>,
-  zone: ZoneData,
   all: readonly ZoneData[],
   negative: ResourceRecord,
 ): NameEntry {
@@ -426,7 +425,6 @@ function nameEntry(
     for (const [type, set] of end.sets)
       answers.set(type, encodeEntry(name, type, chain, { name: end.name, set }, undefined, 0));
   }
-  void zone;
   return { answers, other: encodeEntry(name, 0, chain, undefined, endNegative, endRcode) };
 }
 
