@@ -18,6 +18,9 @@ export interface ErrorTable {
   readonly codes: readonly (readonly [string, ErrorEntry])[];
 }
 
+/** `errors.ts`, or `<part>-errors.ts` beside another part's errors.ts (e.g. dns/update-errors.ts). */
+const isErrorTable = (f: string): boolean => /(?:^|\/)(?:[a-z0-9]+-)?errors\.ts$/.test(f);
+
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 const TOPS = ['src', 'proxy', 'dns', 'rescue-protocol'];
 
@@ -33,10 +36,7 @@ export function errorModules(): string[] {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    return out
-      .split('\n')
-      .filter((f) => f === 'errors.ts' || f.endsWith('/errors.ts'))
-      .sort();
+    return out.split('\n').filter(isErrorTable).sort();
   } catch {
     const files: string[] = [];
     for (const top of TOPS) {
@@ -46,7 +46,7 @@ export function errorModules(): string[] {
       } catch {
         continue;
       }
-      for (const e of entries) if (e === 'errors.ts' || e.endsWith('/errors.ts')) files.push(`${top}/${e}`);
+      for (const e of entries) if (isErrorTable(e)) files.push(`${top}/${e}`);
     }
     return files.sort();
   }

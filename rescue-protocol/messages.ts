@@ -1,4 +1,5 @@
 // Versioned (v: 1) zod schemas of the rescue messages and their envelope, and the asserts that check untrusted input.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RescueError } from './errors.js';
 
@@ -77,6 +78,14 @@ export const okBodySchema = z.discriminatedUnion('accepted', [
     lease_ms: leaseMs,
     /** Scheme, host and port of the vhost, e.g. "http://vh3.rescue-b.example:8082" (optional: default http, port 80). */
     vhost_url: httpUrl.optional(),
+    /**
+     * The rescuer's public front addresses (IP literals, optional): the origin adds them to its site
+     * names' A/AAAA sets while the session lives (DNS round robin). Absent = not in the origin's DNS.
+     */
+    addresses: z
+      .array(z.string().refine((a) => isIP(a) !== 0, 'must be an IPv4 or IPv6 address'))
+      .max(16)
+      .optional(),
   }),
   z.object({ accepted: z.literal(false), reason: z.string().max(500), code: errorCode }),
 ]);

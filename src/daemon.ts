@@ -12,6 +12,7 @@ import { ConfigError, formatIssue } from './config/errors.js';
 import { deepFreeze, loadConfigFile } from './config/load.js';
 import { dnsZonesOf, effectiveRescueMode, type Config } from './config/schema.js';
 import { createRescueControl, type RescueControl } from './controller/create.js';
+import { DnsRecordPublisher } from './daemon-dns.js';
 import { WorkloadMonitor } from './monitor/monitor.js';
 
 export interface DaemonOptions {
@@ -75,6 +76,7 @@ const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   // The control plane exists only if rescue was not off at start (the admin kill switch covers on <-> observe).
   ['rescue.mode', (c) => effectiveRescueMode(c) === 'off'],
   ['dns.mode', (c) => c.dns.mode],
+  ['dns.rfc2136', (c) => JSON.stringify(c.dns.rfc2136)],
   ['dns.listen', (c) => c.dns.listen],
   ['dns.max_udp_size', (c) => c.dns.max_udp_size],
   ['dns.tcp', (c) => JSON.stringify(c.dns.tcp)],
@@ -101,6 +103,8 @@ export class Daemon {
   #rescue: RescueControl | undefined;
   #dns: DnsServer | undefined;
   #dnsDynamic: readonly DynamicRecordSet[] = [];
+  /** The controller's rescue record sets -> the embedded server or the RFC 2136 updater. */
+  #dnsRecords: DnsRecordPublisher | undefined;
   #accessLog: pino.Logger | null = null;
   #token: string | undefined;
   #addresses: DaemonAddresses | undefined;
@@ -234,6 +238,8 @@ export class Daemon {
       // Rescue control (slide 17-18): only when rescue is on or observe, which the schema allows
       // only with a name. Its listener is separate from site traffic.
       let control: AddressInfo | undefined;
+      if (cfg.dns.mode !== 'off')
+        this.#dnsRecords = new DnsRecordPublisher(cfg, this.#log, (sets) => this.setDnsRecordSets(sets));
       if (effectiveRescueMode(cfg) !== 'off') {
         // Its outputs feed the front proxy's rescue hooks (proxy/rescue/router.ts): the origin's
         // redirect snapshot, the rescuer's serving view, PURGE, and per-session usage for SHUTDOWN.
@@ -242,6 +248,7 @@ export class Daemon {
           monitor,
           publishRedirect: (s) => proxy.setRedirect(s),
           publishServing: (v) => proxy.setRescueView(v),
+          ...(this.#dnsRecords ? { publishDns: this.#dnsRecords.publish } : {}),
           onPurge: (req) => proxy.purge(req.session, [...req.urls]),
           usage: (id) => {
             const u = proxy.sessionUsage().get(id);
@@ -272,6 +279,8 @@ export class Daemon {
             throw new ListenError('dns', cfg.dns.listen, (err as Error).cause ?? err);
           })
         ).udp;
+        // The controller published its first sets before the server was up.
+        this.#dnsRecords?.resend();
       }
 
       this.#addresses = {
@@ -438,6 +447,8 @@ export class Daemon {
     };
     // Rescue first: SHUTDOWN tells peers at once, so nobody redirects to or through us while we drain.
     await step('rescue control', () => this.#rescue?.close());
+    // Sessions ended above: their rescuers leave the external zone before we exit (bounded wait).
+    await step('dns record sets', () => this.#dnsRecords?.close());
     // The admin listener stays up while the front drains so /readyz can report 503.
     await step('front proxy', () => this.#proxy?.close(drainMs));
     await step('dns server', () => this.#dns?.close());
@@ -458,6 +469,16 @@ export class Daemon {
       ...(this.#rescue ? { rescue: this.#rescue.controller.status() } : {}),
       ...(this.#dns
         ? { dns: { zones: this.#config.dns.zones.map((z) => z.name), ...this.#dns.stats() } }
+        : {}),
+      ...(this.#dnsRecords?.latest
+        ? {
+            dns_records: {
+              version: this.#dnsRecords.latest.version,
+              rescued: this.#dnsRecords.latest.rescued,
+              sets: this.#dnsRecords.latest.sets,
+              ...(this.#dnsRecords.updaterStatus ? { rfc2136: this.#dnsRecords.updaterStatus } : {}),
+            },
+          }
         : {}),
     };
   }

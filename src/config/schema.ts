@@ -1,5 +1,6 @@
 // The one configuration schema (STYLE.md 5): the Config type is derived from it, every
 // default lives here, and a loaded config is validated once, then frozen.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { checkZones } from '../../dns/snapshot.js';
 import type { ZoneConfig } from '../../dns/types.js';
@@ -215,6 +216,14 @@ export const siteSchema = z
       .optional(),
     /** This member's public front base for its virtual hosts; unset = http://<name>:<proxy port>. */
     public_url: httpUrl.optional(),
+    /**
+     * This member's public front addresses (what its names resolve to): sent to origins in the SOS
+     * answer (DNS round robin) and its own A/AAAA set; unset = proxy.listen's host when it is one address.
+     */
+    addresses: z
+      .array(z.string().refine((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address'))
+      .max(16)
+      .optional(),
   })
   .strict()
   .prefault({});
@@ -354,11 +363,54 @@ export const dnsSchema = z
       .strict()
       .prefault({}),
     zones: z.array(dnsZoneSchema).default([]),
+    /** mode rfc2136: the external primary that takes TSIG-signed dynamic UPDATEs for `zone`. */
+    rfc2136: z
+      .object({
+        /** The primary server's HOST:PORT (port 53 in production). */
+        server: hostPort.optional(),
+        /** The zone the site names live in (the UPDATE's zone section). */
+        zone: hostName.optional(),
+        /** The TSIG key's name as the server knows it (named.conf `key "<name>"`). */
+        key_name: hostName.optional(),
+        /** The TSIG secret, base64 as tsig-keygen prints it; usually ${ENV}. */
+        key_secret: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64 (as tsig-keygen prints it)')
+          .refine(
+            (s) => s.length % 4 === 0 && Buffer.from(s, 'base64').length >= 16,
+            'expected at least 16 bytes of base64',
+          )
+          .optional(),
+        algorithm: z.enum(['hmac-sha256']).default('hmac-sha256'),
+        /** Per attempt (UDP, then TCP when truncated); failures retry with backoff. */
+        timeout_ms: positiveInt.default(3_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((d, ctx) => {
     if (d.mode === 'embedded' && d.zones.length === 0)
       ctx.addIssue({ code: 'custom', path: ['zones'], message: 'dns.mode embedded needs at least one zone' });
+    if (d.mode === 'rfc2136') {
+      for (const k of ['server', 'zone', 'key_name', 'key_secret'] as const)
+        if (d.rfc2136[k] === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rfc2136', k],
+            message: `dns.mode rfc2136 needs dns.rfc2136.${k}`,
+          });
+      const zone = d.rfc2136.zone?.toLowerCase();
+      d.site_names?.forEach((n, i) => {
+        const name = n.toLowerCase();
+        if (zone !== undefined && name !== zone && !name.endsWith(`.${zone}`))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['site_names', i],
+            message: `${n} is not in dns.rfc2136.zone ${zone}`,
+          });
+      });
+    }
     for (const issue of checkZones(dnsZonesOf(d), { defaultTtl: d.ttl, now: () => 0 })) {
       // Point at `value` when the record was written with one value rather than `values`.
       const path = [...issue.path];
@@ -411,6 +463,14 @@ export const configSchema = z
         code: 'custom',
         path: ['name'],
         message: "name (this member's public host name) is required when rescue is on or observe",
+      });
+    }
+    if (c.dns.mode === 'rfc2136' && c.site.addresses === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['site', 'addresses'],
+        message:
+          "dns.mode rfc2136 needs site.addresses: the site names' own A/AAAA set, which each UPDATE rewrites",
       });
     }
     const ids = new Set<string>();

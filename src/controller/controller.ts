@@ -4,6 +4,7 @@
 // and rescuing at once.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { recordSetsKey, type DnsRecordSets } from '../../dns/record-sets.js';
 import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
 import type { RescueServingView } from '../../proxy/rescue/view.js';
 import {
@@ -31,6 +32,7 @@ import { measureOf, type Measure } from './policy.js';
 import { RescuerSide } from './rescuer-side.js';
 import type { RescueSettings } from './settings.js';
 import { sessionStatus, type ControllerStatus, type MemberState } from './status.js';
+import { buildDnsSets } from './dns-sets.js';
 import { buildRedirectSnapshot, buildServingView, servingKey } from './views.js';
 
 export type { RescueTransport } from './context.js';
@@ -47,6 +49,11 @@ export interface ControllerOptions {
   readonly publishServing?: (view: RescueServingView) => void;
   /** An origin asked its rescuer (us) to drop cached URLs. */
   readonly onPurge?: (req: PurgeRequest) => void;
+  /**
+   * The record sets of the DNS answers (embedded server or RFC 2136 updater): called when they
+   * change, with an immutable snapshot whose version grows. Unset, or settings.dns null: no DNS.
+   */
+  readonly publishDns?: (sets: DnsRecordSets) => void;
   /** Rescuer side: what a session served (proxy/rescue/usage.ts UsageBook); sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
   /**
@@ -81,6 +88,9 @@ export class RescueController extends EventEmitter {
   private servingVersion = 0;
   private lastServingKey: string | null = null;
   private lastState: MemberState = 'normal';
+  private dnsVersion = 0;
+  private lastDnsKey: string | null = null;
+  private lastDns: DnsRecordSets | null = null;
   /** Observe mode: the "would ..." lines said on the previous tick, to log each only when it starts. */
   private wouldBefore = new Set<string>();
   private wouldNow = new Set<string>();
@@ -309,6 +319,11 @@ export class RescueController extends EventEmitter {
     return buildServingView(this.table.list('rescuer'), this.servingVersion);
   }
 
+  /** The DNS record sets last published (null before the first, or with no DNS settings). */
+  dnsSets(): DnsRecordSets | null {
+    return this.lastDns;
+  }
+
   // ---- acting on peers (both roles) --------------------------------------------------------------
 
   /** KEEPALIVE every lease/3 on every active session; the answer renews our lease too. */
@@ -420,6 +435,27 @@ export class RescueController extends EventEmitter {
 
   // ---- outputs -------------------------------------------------------------------------------------
 
+  /**
+   * Rescuers are in our DNS answers while their sessions are active and mode is on (like Pr, which
+   * observe publishes as 0: observe acts on nothing); our vhN names answer while their sessions live.
+   */
+  private publishDnsSets(): void {
+    const dns = this.settings.dns;
+    if (dns === null || this.opts.publishDns === undefined) return;
+    const sessions = this.table.list().filter((s) => s.role === 'rescuer' || this.modeNow === 'on');
+    const next = buildDnsSets(sessions, dns, this.dnsVersion + 1);
+    const key = recordSetsKey(next);
+    if (key === this.lastDnsKey) return;
+    this.lastDnsKey = key;
+    this.dnsVersion = next.version;
+    this.lastDns = next;
+    try {
+      this.opts.publishDns(next);
+    } catch (err) {
+      this.log.error({ err }, 'DNS record sets refused');
+    }
+  }
+
   private publishedPr(): number {
     return this.modeNow === 'on' ? this.origin.pr : 0;
   }
@@ -440,6 +476,7 @@ export class RescueController extends EventEmitter {
         this.log.error({ err }, 'rescue serving view refused');
       }
     }
+    this.publishDnsSets();
     const state = this.state;
     if (state !== this.lastState) {
       this.log.info({ from: this.lastState, to: state }, `member state ${this.lastState} -> ${state}`);

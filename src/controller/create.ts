@@ -1,5 +1,6 @@
 // Assembles one member's rescue control plane from its config: identity key (created on first
 // start), state file, session table, controller, control listener and client. What the daemon wires.
+import type { DnsRecordSets } from '../../dns/record-sets.js';
 import type { KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +35,8 @@ export interface RescueControlDeps {
   };
   readonly publishRedirect?: (snapshot: RedirectSnapshot) => void;
   readonly publishServing?: (view: RescueServingView) => void;
+  /** The rescue record sets (embedded DNS server or RFC 2136 updater; src/daemon-dns.ts). */
+  readonly publishDns?: (sets: DnsRecordSets) => void;
   readonly onPurge?: (req: PurgeRequest) => void;
   /** Rescuer side: a session's usage (UsageBook), sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
@@ -107,6 +110,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     logger: log,
     publishRedirect: deps.publishRedirect,
     publishServing: deps.publishServing,
+    publishDns: deps.publishDns,
     onPurge: deps.onPurge,
     usage: deps.usage,
     ...(ledger ? { ledger } : {}),

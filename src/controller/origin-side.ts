@@ -147,7 +147,7 @@ export class OriginSide {
     const accepted = { id: ok.session, vhost: ok.vhost, vhostUrl: ok.vhost_url ?? null, rate: ok.rate };
     table.accept(
       session,
-      { ...accepted, leaseMs: ok.lease_ms },
+      { ...accepted, leaseMs: ok.lease_ms, addresses: ok.addresses ?? [] },
       `accepted by ${peer.id}: ${ok.vhost}, Rr ${ok.rate} req/s, lease ${ok.lease_ms} ms`,
     );
     table.renew(session);

@@ -96,7 +96,9 @@ export class RescuerSide {
     if (body.token !== undefined) table.setToken(session, body.token);
     this.rateChangedMs.set(session.key, table.clock.now());
     this.ctx.decided(`accept SOS from ${from}`);
-    return { accepted: true, session: id, vhost, vhost_url: vhostUrl, rate, lease_ms: s.leaseMs };
+    const ok: OkBody = { accepted: true, session: id, vhost, vhost_url: vhostUrl, rate, lease_ms: s.leaseMs };
+    // Our front's addresses, so the origin can put us in its DNS answers (omitted when unknown).
+    return s.site.addresses.length > 0 ? { ...ok, addresses: [...s.site.addresses] } : ok;
   }
 
   step(m: Measure): void {

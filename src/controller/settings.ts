@@ -1,6 +1,15 @@
 // The controller's settings, resolved once from the config: defaults that depend on other keys
 // (site names, front and public URLs, drain time) are filled in here, so the loop reads plain values.
-import { effectiveRescueMode, type Config, type PeerConfig, type RescueMode } from '../config/schema.js';
+import { isIP } from 'node:net';
+import type { DnsSettings } from './dns-sets.js';
+import {
+  effectiveDnsRescueTtl,
+  effectiveDnsSiteNames,
+  effectiveRescueMode,
+  type Config,
+  type PeerConfig,
+  type RescueMode,
+} from '../config/schema.js';
 
 export interface SiteSettings {
   readonly names: readonly string[];
@@ -11,9 +20,13 @@ export interface SiteSettings {
   readonly microCache: { readonly paths: readonly string[]; readonly ttl_s: number } | null;
   /** Base of this member's virtual-host URLs: scheme and port are taken from it. */
   readonly publicUrl: string;
+  /** This member's public front addresses (site.addresses or the listen address); may be empty. */
+  readonly addresses: readonly string[];
 }
 
 export interface RescueSettings {
+  /** The rescue record sets' inputs from config (dns.*); null when this member serves no DNS. */
+  readonly dns: DnsSettings | null;
   /** This member's id (its public host name). */
   readonly self: string;
   readonly mode: RescueMode;
@@ -57,12 +70,66 @@ function defaultFrontUrl(listen: string, self: string): string {
   return `http://${listen}`;
 }
 
+/**
+ * What the rescue record sets are built from; null when dns.mode is off. Site names' own sets:
+ * rfc2136 rewrites them from site.addresses; embedded takes each name's configured A/AAAA records
+ * (their TTL too), else this member's public addresses (site.addresses or the listen address); vhN names too.
+ */
+export function dnsSettings(config: Config, self: string): DnsSettings | null {
+  const d = config.dns;
+  if (d.mode === 'off') return null;
+  const ownByName = new Map<string, { addresses: string[]; ttl: number }>();
+  if (d.mode === 'embedded') {
+    for (const zone of d.zones) {
+      const apex = zone.name.toLowerCase().replace(/\.$/, '');
+      for (const r of zone.records) {
+        if (r.type !== 'A' && r.type !== 'AAAA') continue;
+        const name = ownerName(r.name, apex);
+        const values = (r.values ?? (r.value !== undefined ? [r.value] : [])).filter(
+          (v) => typeof v === 'string',
+        );
+        const cur = ownByName.get(name) ?? { addresses: [], ttl: r.ttl ?? d.ttl };
+        cur.addresses.push(...values);
+        cur.ttl = Math.min(cur.ttl, r.ttl ?? d.ttl);
+        ownByName.set(name, cur);
+      }
+    }
+  }
+  return Object.freeze({
+    siteNames: Object.freeze([
+      ...(effectiveDnsSiteNames(config).length > 0 ? effectiveDnsSiteNames(config) : [self]),
+    ]),
+    ownAddresses: Object.freeze(publicAddresses(config)),
+    ownByName,
+    ownWeight: config.monitor.request_rate.capacity,
+    ttl: d.ttl,
+    rescueTtl: effectiveDnsRescueTtl(config),
+  });
+}
+
+/** A zone record's owner as an absolute name: "@" is the apex, "x." and names ending in the apex are absolute. */
+function ownerName(name: string, apex: string): string {
+  const n = name.toLowerCase();
+  if (n === '@') return apex;
+  if (n.endsWith('.')) return n.slice(0, -1);
+  if (n === apex || n.endsWith(`.${apex}`)) return n;
+  return `${n}.${apex}`;
+}
+
+/** site.addresses, else the front's listen host when it is one specific address (not 0.0.0.0 / ::). */
+export function publicAddresses(config: Config): string[] {
+  if (config.site.addresses !== undefined) return [...config.site.addresses];
+  const host = listenHost(config.proxy.listen);
+  return isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? [host] : [];
+}
+
 export function rescueSettings(config: Config): RescueSettings {
   const r = config.rescue;
   const self = config.name ?? listenHost(config.proxy.listen);
   return Object.freeze({
     self,
     mode: effectiveRescueMode(config),
+    dns: dnsSettings(config, self),
     site: Object.freeze({
       names: Object.freeze([...(config.site.names ?? [self])]),
       frontUrl: config.site.front_url ?? defaultFrontUrl(config.proxy.listen, self),
@@ -71,6 +138,7 @@ export function rescueSettings(config: Config): RescueSettings {
       redirectExclude: Object.freeze([...config.site.redirect_exclude]),
       microCache: config.site.micro_cache ? Object.freeze({ ...config.site.micro_cache }) : null,
       publicUrl: config.site.public_url ?? `http://${self}:${listenPort(config.proxy.listen)}`,
+      addresses: Object.freeze(publicAddresses(config)),
     }),
     peers: Object.freeze(config.peers.map((p) => Object.freeze({ ...p }))),
     tickMs: r.tick_ms,

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -27,6 +28,9 @@ export interface RescueTuning {
   drain_ms: number;
   max_share: number;
 }
+
+/** TTL of the members' DNS answers outside a rescue (short, so the crowd sees a rescue within seconds). */
+export const DEMO_NORMAL_TTL_S = 5;
 
 export const DEMO_TUNING: RescueTuning = {
   tick_ms: 500,
@@ -72,6 +76,9 @@ export interface Member {
   readonly publicKey: string;
   readonly token: string;
   readonly tokenFile: string;
+  /** The member's embedded DNS server (UDP and TCP), authoritative for `zone`. */
+  readonly dns: string;
+  readonly zone: string;
   /** http://host:port of the front (site traffic), admin and control listeners. */
   readonly frontUrl: string;
   readonly adminUrl: string;
@@ -96,6 +103,38 @@ export function freePort(host: string): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** A TCP port free on every one of `hosts` (the members' fronts share it). */
+async function commonFreePort(hosts: readonly string[]): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort(hosts[0]!);
+    const free = await Promise.all(hosts.slice(1).map((h) => canListen(h, port)));
+    if (free.every(Boolean)) return port;
+  }
+  throw new Error(`no TCP port free on all of ${hosts.join(', ')}`);
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A port free on `host` for both TCP and UDP (a DNS server binds both). */
+async function freeUdpTcpPort(host: string): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort(host);
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const u = createSocket('udp4');
+      u.once('error', () => resolve(false));
+      u.bind(port, host, () => u.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error(`no port free for TCP and UDP on ${host}`);
 }
 
 /** The running CLI's own command line, so children run the same build (dist or tsx). */
@@ -154,6 +193,9 @@ export class Community {
     mkdirSync(opts.baseDir, { recursive: true, mode: 0o700 });
 
     const members: Member[] = [];
+    // Every front on the same port, each on its own address (port 80 in real life): a client that
+    // DNS round robin sends to a rescuer connects to the origin's port at the rescuer's address.
+    const frontPort = await commonFreePort(hosts);
     try {
       for (let i = 0; i < hosts.length; i++) {
         const host = hosts[i]!;
@@ -167,7 +209,8 @@ export class Community {
             ? { rps: opts.originRps, urgent: (req) => fromMember(req, hosts.slice(1)) }
             : {}),
         });
-        const [front, admin, control] = [await freePort(host), await freePort(host), await freePort(host)];
+        const [front, admin, control] = [frontPort, await freePort(host), await freePort(host)];
+        const dnsPort = await freeUdpTcpPort(host);
         const keyFile = join(dir, 'member.key');
         const pair = generateKeyPair();
         writePrivateKey(keyFile, pair.privateKeyPem, { overwrite: true });
@@ -187,6 +230,8 @@ export class Community {
           publicKey: pair.publicKey,
           token,
           tokenFile,
+          dns: `${host}:${dnsPort}`,
+          zone: name,
           frontUrl: `http://${host}:${front}`,
           adminUrl: `http://${host}:${admin}`,
           controlUrl: `http://${host}:${control}`,
@@ -228,7 +273,27 @@ export class Community {
         log: { level: opts.logLevel ?? 'info' },
         identity: { key_file: m.keyFile },
         control: { listen: hostPortOf(m.controlUrl) },
-        site: { names: [m.name], front_url: m.frontUrl, public_url: m.publicUrl },
+        site: { names: [m.name, `www.${m.name}`], front_url: m.frontUrl, public_url: m.publicUrl },
+        // Each member is authoritative for its own name: the origin's answers carry its rescuers
+        // while rescued; a rescuer's carry its live vhN names.
+        dns: {
+          mode: 'embedded',
+          listen: m.dns,
+          ttl: DEMO_NORMAL_TTL_S,
+          rescue_ttl: tuning.dns_ttl_s,
+          zones: [
+            {
+              name: m.zone,
+              soa: { mname: `ns1.${m.zone}`, rname: `hostmaster.${m.zone}`, minimum: 2 },
+              ns: [`ns1.${m.zone}`],
+              records: [
+                { name: '@', type: 'A', value: m.host },
+                { name: 'www', type: 'A', value: m.host },
+                { name: 'ns1', type: 'A', value: m.host },
+              ],
+            },
+          ],
+        },
         peers: members
           .filter((p) => p !== m)
           .map((p) => ({ id: p.name, control_url: p.controlUrl, public_key: p.publicKey })),

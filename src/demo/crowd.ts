@@ -1,8 +1,10 @@
 // The demo's flash crowd: an open-loop generator of anonymous GETs at a set rate (bounded
 // concurrency) whose clients follow redirects, resolve the community's names to their 127.0.0.x
-// addresses, and tally who sent each final response (the host of the final URL).
+// addresses, and tally who sent each final response (the host of the final URL, or, for a
+// name resolved through the origin's DNS, the address its answer gave: DNS round robin).
 import type { LookupAddress } from 'node:dns';
 import { Agent, fetch } from 'undici';
+import { DnsStub } from './dns-stub.js';
 
 /** Paths of examples/static-site a visitor fetches (a page and its assets). */
 export const CROWD_PATHS = ['/', '/style.css', '/img/logo.svg', '/img/pixel-art.png'];
@@ -21,6 +23,10 @@ export interface CrowdTally {
   skipped: number;
   /** Fetches that were redirected at least once. */
   redirected: number;
+  /** Fetches served by another member than the start URL's host, reached by its DNS answer (not a redirect). */
+  viaDnsRr: number;
+  /** Start URL lookups through the DNS server that failed (counted as errors). */
+  dnsFailures: number;
 }
 
 export interface CrowdOptions {
@@ -35,6 +41,11 @@ export interface CrowdOptions {
   paths?: readonly string[];
   /** Called once per finished fetch (tests use it to look at errors over time). */
   onResult?: (r: CrowdResult) => void;
+  /**
+   * Resolve the start URL's host through this DNS server ("HOST:PORT"), caching per TTL for each
+   * of `clients` simulated clients (default 64); other names still use `hosts`.
+   */
+  dns?: { server: string; clients?: number };
 }
 
 export interface CrowdResult {
@@ -55,9 +66,15 @@ export class Crowd {
     httpErrors: 0,
     skipped: 0,
     redirected: 0,
+    viaDnsRr: 0,
+    dnsFailures: 0,
   };
   readonly #opts: CrowdOptions;
   readonly #agent: Agent;
+  readonly #stub: DnsStub | null;
+  readonly #lookup: ReturnType<typeof nameLookup>;
+  /** One agent per address the DNS answers gave: it connects the start host there (keep-alive per address). */
+  readonly #byAddress = new Map<string, Agent>();
   #rate = 0;
   #timer: NodeJS.Timeout | null = null;
   #inFlight = 0;
@@ -67,12 +84,38 @@ export class Crowd {
   constructor(opts: CrowdOptions) {
     this.#opts = opts;
     const lookup = nameLookup(opts.hosts);
+    this.#lookup = lookup;
     // No per-host connection cap: a request queued in the client would time out there, not at the
     // origin (which answers a redirected request at once however busy its upstream is).
     this.#agent = new Agent({
       keepAliveTimeout: 4_000,
       connect: { lookup, timeout: opts.timeoutMs ?? 10_000 },
     });
+    this.#stub = opts.dns ? new DnsStub(opts.dns.server, opts.dns.clients) : null;
+  }
+
+  /** Queries and cache hits of the DNS stub (null without dns). */
+  get dnsStats(): DnsStub['stats'] | null {
+    return this.#stub?.stats ?? null;
+  }
+
+  /** An agent that connects `host` to `address` and resolves every other name as usual. */
+  #agentFor(host: string, address: string): Agent {
+    let agent = this.#byAddress.get(address);
+    if (agent === undefined) {
+      const fallback = this.#lookup;
+      const lookup: typeof fallback = (hostname, options, cb) => {
+        if (hostname.toLowerCase() !== host) return fallback(hostname, options, cb);
+        if (typeof options === 'object' && options.all) process.nextTick(cb, null, [{ address, family: 4 }]);
+        else process.nextTick(cb, null, address, 4);
+      };
+      agent = new Agent({
+        keepAliveTimeout: 4_000,
+        connect: { lookup, timeout: this.#opts.timeoutMs ?? 10_000 },
+      });
+      this.#byAddress.set(address, agent);
+    }
+    return agent;
   }
 
   get rate(): number {
@@ -116,7 +159,8 @@ export class Crowd {
   async close(): Promise<void> {
     this.setRate(0);
     await this.idle();
-    await this.#agent.close();
+    this.#stub?.cancel();
+    await Promise.all([this.#agent.close(), ...[...this.#byAddress.values()].map((a) => a.close())]);
   }
 
   async #one(): Promise<void> {
@@ -127,12 +171,32 @@ export class Crowd {
     let status: number | null = null;
     let error: string | null = null;
     const started = Date.now();
+    const client = this.#seq;
+    const startHost = new URL(this.#opts.target).hostname.toLowerCase();
+    let dnsAddress: string | null = null;
     try {
-      const res = await fetch(this.#opts.target + path, {
-        dispatcher: this.#agent,
-        redirect: 'follow',
-        signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
-      });
+      const signal = AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000);
+      const get = (dispatcher: Agent) =>
+        fetch(this.#opts.target + path, { dispatcher, redirect: 'follow', signal });
+      let res: Awaited<ReturnType<typeof get>>;
+      if (this.#stub === null) res = await get(this.#agent);
+      else {
+        const answer = await this.#stub.resolve(startHost, client).catch((e: unknown) => {
+          this.tally.dnsFailures++;
+          throw e;
+        });
+        // A client connects to the first address of its (cached) answer, as most clients do, and
+        // tries the next when that one refuses (a rescuer that died within the answer's TTL).
+        for (let k = 0; ; k++) {
+          dnsAddress = answer[k]!;
+          try {
+            res = await get(this.#agentFor(startHost, dnsAddress));
+            break;
+          } catch (e) {
+            if (k + 1 >= answer.length || !refusedAt(e, dnsAddress)) throw e;
+          }
+        }
+      }
       await res.arrayBuffer();
       status = res.status;
       if (res.redirected) this.tally.redirected++;
@@ -140,8 +204,15 @@ export class Crowd {
         error = `HTTP ${res.status}`;
         this.tally.httpErrors++;
       } else {
-        const host = new URL(res.url).hostname;
+        // Not redirected and connected by a DNS answer: the address says who served it.
+        const host = !res.redirected && dnsAddress !== null ? dnsAddress : new URL(res.url).hostname;
         servedBy = this.#opts.memberOf?.(host) ?? host;
+        if (
+          dnsAddress !== null &&
+          !res.redirected &&
+          servedBy !== (this.#opts.memberOf?.(startHost) ?? startHost)
+        )
+          this.tally.viaDnsRr++;
       }
     } catch (err) {
       const e = err as Error;
@@ -156,6 +227,12 @@ export class Crowd {
     this.#inFlight--;
     if (this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
   }
+}
+
+/** The connection to `address` itself was refused (not a later hop's): the answer's next address may answer. */
+function refusedAt(e: unknown, address: string): boolean {
+  const cause = (e as { cause?: { code?: string; address?: string } }).cause;
+  return cause?.code === 'ECONNREFUSED' && cause.address === address;
 }
 
 function describe(e: Error): string {

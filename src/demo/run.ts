@@ -39,6 +39,9 @@ export interface DemoEndpoints {
     admin: string;
     admin_token_file: string;
     control: string;
+    /** Its embedded DNS server (UDP and TCP) and the zone it answers for. */
+    dns: string;
+    zone: string;
     log: string;
   }[];
 }
@@ -47,6 +50,8 @@ export interface DemoSummary {
   requests: number;
   served_by_origin: number;
   served_by_rescuers: number;
+  /** Of served_by_rescuers: fetches that reached a rescuer by the origin's DNS answer (round robin), not a redirect. */
+  served_via_dns_rr: number;
   errors: number;
   max_pr: number;
   sessions_opened: number;
@@ -135,6 +140,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       `errors: ${t.timeouts} timeouts (10 s), ${t.httpErrors} HTTP >= 400, ` +
         `${t.errors - t.timeouts - t.httpErrors} transport; ${t.redirected} fetches redirected` +
         (t.skipped > 0 ? `; ${t.skipped} arrivals not sent (too many in flight)` : '') +
+        (crowd.dnsStats
+          ? `; DNS: ${crowd.dnsStats.queries} queries to ${community.origin.dns}, ` +
+            `${crowd.dnsStats.cached} answers from client caches, ${crowd.dnsStats.failures} failed`
+          : '') +
         '\n',
     );
     await community.stop();
@@ -152,7 +161,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   }
 }
 
-/** A crowd aimed at the community's origin site, resolving every member name (and vhN.<name>) to its address. */
+/**
+ * A crowd aimed at the community's origin site: the origin's name is resolved through the origin's
+ * DNS server (cached per TTL per client, so rescuers in its answers get clients by DNS round
+ * robin); every other member name (and vhN.<name>) maps to its address.
+ */
 export function crowdFor(community: Community, opts: Partial<CrowdOptions> = {}): Crowd {
   const hosts: Record<string, string> = {};
   for (const m of community.members) {
@@ -162,7 +175,13 @@ export function crowdFor(community: Community, opts: Partial<CrowdOptions> = {})
   const memberOf = (host: string): string =>
     community.members.find((m) => host === m.name || host.endsWith(`.${m.name}`) || host === m.host)?.name ??
     host;
-  return new Crowd({ target: community.origin.publicUrl, hosts, memberOf, ...opts });
+  return new Crowd({
+    target: community.origin.publicUrl,
+    hosts,
+    memberOf,
+    dns: { server: community.origin.dns },
+    ...opts,
+  });
 }
 
 /** Crowd for `ms`: a short ramp (a flash crowd builds up in seconds), then the full rate. */
@@ -211,6 +230,7 @@ function summarize(
     requests: t.requests,
     served_by_origin: byOrigin,
     served_by_rescuers: byRescuers,
+    served_via_dns_rr: t.viaDnsRr,
     errors: t.errors,
     max_pr: Math.round(maxPr * 1000) / 1000,
     sessions_opened: counts.opened,
@@ -232,6 +252,8 @@ function endpointsOf(c: Community): DemoEndpoints {
       admin: m.adminUrl,
       admin_token_file: m.tokenFile,
       control: m.controlUrl,
+      dns: m.dns,
+      zone: m.zone,
       log: m.logFile,
     })),
   };
@@ -240,7 +262,8 @@ function endpointsOf(c: Community): DemoEndpoints {
 function describeEndpoints(e: DemoEndpoints, originRps: number, crowdRps: number, duration?: number): string {
   const lines = [
     '',
-    `site:  ${e.site}  (${e.members[0]!.name} = ${e.members[0]!.address}; the demo's clients resolve the names)`,
+    `site:  ${e.site}  (the crowd resolves ${e.members[0]!.name} through its DNS server ${e.members[0]!.dns}, zone ${e.members[0]!.zone};`,
+    `       try: dig @${e.members[0]!.dns.replace(/:(\d+)$/, ' -p $1')} www.${e.members[0]!.zone})`,
     `       origin capacity ${originRps} req/s (queues beyond it); flash crowd ${crowdRps} fetches/s` +
       (duration !== undefined ? ` for ${duration} s` : ', 60 s crowd / 60 s calm cycles until Ctrl-C'),
   ];
@@ -248,6 +271,7 @@ function describeEndpoints(e: DemoEndpoints, originRps: number, crowdRps: number
     lines.push(
       `${m.role === 'origin' ? 'origin ' : 'rescuer'} ${m.name.padEnd(14)} front ${m.front}  control ${m.control}`,
       `        admin ${m.admin}/status (token in ${m.admin_token_file})  log ${m.log}`,
+      `        dns ${m.dns} (zone ${m.zone})`,
     );
   }
   return lines.join('\n') + '\n\n';
@@ -262,6 +286,7 @@ function describeSummary(s: DemoSummary): string {
       `  client fetches       ${s.requests}`,
       `  served by origin     ${s.served_by_origin} (${pct(s.served_by_origin)})`,
       `  served by rescuers   ${s.served_by_rescuers} (${pct(s.served_by_rescuers)})`,
+      `    by DNS round robin ${s.served_via_dns_rr} (${pct(s.served_via_dns_rr)}; the rest by redirect)`,
       `  errors               ${s.errors} (${pct(s.errors)})`,
       `  highest Pr           ${s.max_pr}`,
       `  rescue sessions      ${s.sessions_opened} opened, ${s.sessions_closed} closed (at the origin)`,

@@ -41,6 +41,8 @@ export class Session {
   id: string | null = null;
   vhost: string | null = null;
   vhostUrl: string | null = null;
+  /** Origin side: the rescuer's public addresses from its OK (DNS round robin); not persisted. */
+  addresses: readonly string[] = [];
   /** Rr: requests/s the rescuer allows the origin. */
   rate = 0;
   /** Requests/s the origin asked for. */

@@ -73,10 +73,18 @@ export class SessionTable extends EventEmitter {
   /** Origin side: the rescuer accepted (requested -> active). */
   accept(
     s: Session,
-    ok: { id: string; vhost: string; vhostUrl: string | null; rate: number; leaseMs: number },
+    ok: {
+      id: string;
+      vhost: string;
+      vhostUrl: string | null;
+      rate: number;
+      leaseMs: number;
+      addresses?: readonly string[];
+    },
     reason: string,
   ): void {
     s.id = ok.id;
+    s.addresses = Object.freeze([...(ok.addresses ?? [])]);
     s.vhost = ok.vhost;
     s.vhostUrl = ok.vhostUrl;
     s.rate = ok.rate;

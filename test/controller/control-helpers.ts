@@ -2,6 +2,7 @@
 // that hands messages straight to other in-process controllers (for decision tests, where the
 // wire is not the point; test/controller/members.test.ts uses the real ControlServer/Client).
 import pino from 'pino';
+import type { DnsRecordSets } from '../../dns/record-sets.js';
 import type { RedirectSnapshot } from '../../proxy/redirect/index.js';
 import type { RescueServingView } from '../../proxy/rescue/view.js';
 import {
@@ -93,7 +94,10 @@ export function memberConfig(
   peers: readonly string[],
   extra: Record<string, unknown> = {},
 ): Config {
-  const { rescue, ...rest } = extra as { rescue?: Record<string, unknown> };
+  const { rescue, site, ...rest } = extra as {
+    rescue?: Record<string, unknown>;
+    site?: Record<string, unknown>;
+  };
   return configSchema.parse({
     name,
     proxy: { upstreams: ['http://127.0.0.1:1'], listen: '127.0.0.1:8080' },
@@ -112,7 +116,7 @@ export function memberConfig(
     state_file: ':memory:',
     // Each member's public front under its own name, as in a real community (a rescuer fetches
     // only from a front named like the origin: src/controller/sos-claims.ts).
-    site: { front_url: `http://${name}:8080` },
+    site: { front_url: `http://${name}:8080`, ...site },
     ...rest,
   });
 }
@@ -175,6 +179,8 @@ export interface TestMember {
   readonly redirects: RedirectSnapshot[];
   readonly views: RescueServingView[];
   readonly purges: unknown[];
+  /** Every DNS record-set snapshot the controller published (dns.mode not off). */
+  readonly dns: DnsRecordSets[];
 }
 
 export function member(
@@ -190,6 +196,7 @@ export function member(
   const redirects: TestMember['redirects'] = [];
   const views: TestMember['views'] = [];
   const purges: unknown[] = [];
+  const dns: DnsRecordSets[] = [];
   const controller = new RescueController({
     settings,
     table,
@@ -198,11 +205,12 @@ export function member(
     publishRedirect: (s) => redirects.push(s),
     publishServing: (v) => views.push(v),
     onPurge: (p) => purges.push(p),
+    publishDns: (s) => dns.push(s),
     usage,
     ledger,
   });
   net.members.set(settings.self, controller);
-  return { name: settings.self, controller, table, db, redirects, views, purges };
+  return { name: settings.self, controller, table, db, redirects, views, purges, dns };
 }
 
 /** Ticks every member `n` times, advancing the clock by `stepMs` before each round. */

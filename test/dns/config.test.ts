@@ -27,6 +27,7 @@ describe('dns config', () => {
       max_udp_size: 1232,
       tcp: { idle_ms: 10_000, max_connections: 256 },
       zones: [],
+      rfc2136: { algorithm: 'hmac-sha256', timeout_ms: 3_000 },
     });
   });
 

@@ -230,6 +230,7 @@ describe('rescue cycle with daemon processes', () => {
           'requests',
           'served_by_origin',
           'served_by_rescuers',
+          'served_via_dns_rr',
           'sessions_closed',
           'sessions_opened',
         ].sort(),
@@ -237,6 +238,9 @@ describe('rescue cycle with daemon processes', () => {
       const n = (k: string): number => s[k] as number;
       expect(n('requests')).toBe(n('served_by_origin') + n('served_by_rescuers') + n('errors'));
       expect(n('requests')).toBeGreaterThan(0);
+      // Both levels: clients the origin's DNS answer sent to a rescuer, and redirected ones.
+      expect(n('served_via_dns_rr')).toBeGreaterThan(0);
+      expect(n('served_via_dns_rr')).toBeLessThan(n('served_by_rescuers'));
       expect(n('max_pr')).toBeGreaterThan(0);
       expect(n('max_pr')).toBeLessThanOrEqual(1);
       expect(n('sessions_opened')).toBeGreaterThanOrEqual(1);
@@ -244,8 +248,13 @@ describe('rescue cycle with daemon processes', () => {
       expect(s.final_state).toBe('normal');
       const e = s.endpoints as {
         site: string;
-        members: { address: string; admin: string; control: string }[];
+        members: { address: string; admin: string; control: string; dns: string; zone: string }[];
       };
+      expect(e.members[0]).toMatchObject({
+        zone: 'origin.test',
+        dns: expect.stringMatching(/^127\.0\.0\.2:\d+$/),
+      });
+      expect(p.out.stderr).toContain(`dns ${e.members[0]!.dns} (zone origin.test)`);
       expect(e.members.map((m) => m.address)).toEqual(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']);
       // Everything printed at start is what the summary lists.
       for (const m of e.members) {
