@@ -44,6 +44,7 @@ export class Mesh {
   readonly health = new Map<string, { ok_at: number | null; error: string | null }>();
   private readonly inflight = new Set<Promise<unknown>>();
   private syncing = false;
+  private readonly chains = new Map<string, Promise<void>>();
 
   constructor(opts: MeshOptions) {
     this.opts = opts;
@@ -94,13 +95,17 @@ export class Mesh {
     this.queue = [];
     for (let i = 0; i < batch.length; i += PUSH_BATCH) {
       const records = batch.slice(i, i + PUSH_BATCH);
-      for (const peer of this.peers.values())
-        void this.track(
+      for (const peer of this.peers.values()) {
+        // One push at a time per peer, in counter order, so its vector advances without gaps.
+        const next = (this.chains.get(peer.id) ?? Promise.resolve()).then(() =>
           this.post(peer, MESH_PUSH_PATH, 'push', { records }).then(
             () => this.ok(peer),
             (err: unknown) => this.failed(peer, 'push', err),
           ),
         );
+        this.chains.set(peer.id, next);
+        void this.track(next);
+      }
     }
   }
 
@@ -151,7 +156,9 @@ export class Mesh {
     }
     if (headers[SENDER_HEADER] !== peer.id || !signedBy(bytes, headers, peer.key))
       throw new RegistryError('REG_ERR_BAD_REPLY', `${peer.id}: reply not signed by the peer`);
-    return parseJson(bytes);
+    const answer = parseJson(bytes) as { re?: unknown } | null;
+    if (answer?.re !== sealed.nonce) throw new RegistryError('REG_ERR_BAD_REPLY', `${peer.id}: reply not bound to the request`);
+    return answer;
   }
 
   private ok(peer: MeshPeer): void {

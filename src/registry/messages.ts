@@ -89,7 +89,13 @@ export interface DirectoryEntry {
 export const meshPushSchema = z.object({ records: z.array(recordSchema).max(10_000) }).strict();
 export const meshSyncSchema = z.object({ vector: vectorSchema }).strict();
 export const meshSyncReplySchema = z
-  .object({ records: z.array(recordSchema), vector: vectorSchema })
+  .object({
+    v: z.literal(REGISTRY_API_VERSION),
+    re: z.string(),
+    from: z.string(),
+    records: z.array(recordSchema),
+    vector: vectorSchema,
+  })
   .strict();
 
 export const admitSchema = z.object({ community, public_key: publicKey }).strict();
