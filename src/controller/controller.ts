@@ -19,7 +19,7 @@ import type { RescueMode } from '../config/schema.js';
 import type { MonitorSample } from '../monitor/types.js';
 import type { Session } from '../sessions/session.js';
 import type { SessionTable } from '../sessions/table.js';
-import type { ControlContext, RescueTransport } from './context.js';
+import type { ControlContext, PeerDiscovery, RescueTransport } from './context.js';
 import { handleMessage, type PurgeRequest } from './inbox.js';
 import { describe, OriginSide } from './origin-side.js';
 import { EarlyWarning } from './early-sos.js';
@@ -45,6 +45,8 @@ export interface ControllerOptions {
   readonly onPurge?: (req: PurgeRequest) => void;
   /** Rescuer side: what a session served (proxy/rescue/usage.ts UsageBook); sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
+  /** Rescue candidates from the registry (asked first; the static peers list is the fallback). */
+  readonly discovery?: PeerDiscovery;
 }
 
 /** Answers from a peer meaning "I no longer have this session": end it on our side too. */
@@ -90,6 +92,7 @@ export class RescueController extends EventEmitter {
       transport: this.transport,
       log: this.log,
       settings: () => this.settings,
+      discovery: opts.discovery,
       mode: () => this.modeNow,
       measure: () => this.measure,
       closed: () => this.closed,
@@ -353,7 +356,7 @@ export class RescueController extends EventEmitter {
   }
 
   private peerOf(session: Session): Peer | undefined {
-    return this.settings.peers.find((p) => p.id === session.peer);
+    return this.settings.peers.find((p) => p.id === session.peer) ?? this.opts.discovery?.peer(session.peer);
   }
 
   /** Acts when mode is on; in observe mode says what it would do (once, when it starts wanting to). */
