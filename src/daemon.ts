@@ -2,13 +2,15 @@
 // owns the process lifecycle (SIGHUP = validated reload, SIGTERM/SIGINT = graceful drain).
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
+import { DnsServer, buildZoneSnapshot } from '../dns/index.js';
+import type { DynamicRecordSet, ZoneSnapshot } from '../dns/index.js';
 import { createAccessLogger } from '../proxy/access-log.js';
 import { FrontProxy } from '../proxy/front.js';
 import { AdminServer } from './admin/server.js';
 import { resolveAdminToken } from './admin/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
 import { deepFreeze, loadConfigFile } from './config/load.js';
-import { effectiveRescueMode, type Config } from './config/schema.js';
+import { dnsZonesOf, effectiveRescueMode, type Config } from './config/schema.js';
 import { createRescueControl, type RescueControl } from './controller/create.js';
 import { WorkloadMonitor } from './monitor/monitor.js';
 
@@ -29,6 +31,8 @@ export interface DaemonAddresses {
   admin: AddressInfo;
   /** The rescue control listener; absent when rescue is off at start. */
   control?: AddressInfo;
+  /** The embedded DNS server (UDP and TCP on the same port); absent unless dns.mode is embedded. */
+  dns?: AddressInfo;
 }
 
 export type ReloadResult = { ok: true; restartNeeded: string[] } | { ok: false; error: string };
@@ -70,7 +74,16 @@ const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   ['state_file', (c) => c.state_file],
   // The control plane exists only if rescue was not off at start (the admin kill switch covers on <-> observe).
   ['rescue.mode', (c) => effectiveRescueMode(c) === 'off'],
+  ['dns.mode', (c) => c.dns.mode],
+  ['dns.listen', (c) => c.dns.listen],
+  ['dns.max_udp_size', (c) => c.dns.max_udp_size],
+  ['dns.tcp', (c) => JSON.stringify(c.dns.tcp)],
 ];
+
+/** The zone snapshot for a config and the current dynamic record sets. Throws DnsError. */
+function dnsSnapshot(cfg: Config, dynamic: readonly DynamicRecordSet[]): ZoneSnapshot {
+  return buildZoneSnapshot(dnsZonesOf(cfg.dns), { defaultTtl: cfg.dns.ttl, dynamic });
+}
 
 /** Defaults derived from proxy.listen (site.front_url, site.public_url) use the bound address (port 0 in tests). */
 function withBoundFront(cfg: Config, front: AddressInfo): Config {
@@ -86,6 +99,8 @@ export class Daemon {
   #monitor: WorkloadMonitor | undefined;
   #admin: AdminServer | undefined;
   #rescue: RescueControl | undefined;
+  #dns: DnsServer | undefined;
+  #dnsDynamic: readonly DynamicRecordSet[] = [];
   #accessLog: pino.Logger | null = null;
   #token: string | undefined;
   #addresses: DaemonAddresses | undefined;
@@ -115,6 +130,37 @@ export class Daemon {
    */
   get rescue(): RescueControl | undefined {
     return this.#rescue;
+  }
+
+  /** The embedded DNS server, when dns.mode was embedded at start. */
+  get dns(): DnsServer | undefined {
+    return this.#dns;
+  }
+
+  /**
+   * Replace the dynamic record sets (the rescue record sets: a site name's A/AAAA set with its
+   * rescuers, weighted by granted rate) and swap the served zones at once. Invalid sets (a name
+   * outside the zones, a bad address) are logged and the served data is kept: returns false.
+   * Cheap for small zones, but call it when the sets change, not every tick.
+   */
+  setDnsRecordSets(sets: readonly DynamicRecordSet[]): boolean {
+    const server = this.#dns;
+    if (server === undefined) return false;
+    try {
+      server.setZones(dnsSnapshot(this.#config, sets));
+    } catch (err) {
+      this.#log.error(
+        { err, code: (err as { code?: string }).code },
+        `dns record sets refused: ${(err as Error).message}`,
+      );
+      return false;
+    }
+    this.#dnsDynamic = sets;
+    this.#log.info(
+      { sets: sets.map((x) => `${x.name}/${x.type}:${x.values.length}`) },
+      'dns record sets updated',
+    );
+    return true;
   }
 
   /** The admin token in use (resolved at start unless given). */
@@ -193,12 +239,37 @@ export class Daemon {
         });
       }
 
-      this.#addresses = control ? { front, admin: adminAddr, control } : { front, admin: adminAddr };
+      // The embedded DNS server (issue 4): zones from config plus the dynamic sets given later.
+      let dns: AddressInfo | undefined;
+      if (cfg.dns.mode === 'embedded') {
+        const server = new DnsServer({
+          listen: cfg.dns.listen,
+          zones: dnsSnapshot(cfg, this.#dnsDynamic),
+          maxUdpSize: cfg.dns.max_udp_size,
+          tcpIdleMs: cfg.dns.tcp.idle_ms,
+          tcpMaxConnections: cfg.dns.tcp.max_connections,
+        });
+        server.on('error', (err: unknown) => this.#log.error({ err }, 'dns server error'));
+        this.#dns = server;
+        dns = (
+          await server.listen().catch((err: unknown) => {
+            throw new ListenError('dns', cfg.dns.listen, (err as Error).cause ?? err);
+          })
+        ).udp;
+      }
+
+      this.#addresses = {
+        front,
+        admin: adminAddr,
+        ...(control ? { control } : {}),
+        ...(dns ? { dns } : {}),
+      };
       this.#log.info(
         {
           front: `${front.address}:${front.port}`,
           admin: `${adminAddr.address}:${adminAddr.port}`,
           ...(control ? { control: `${control.address}:${control.port}` } : {}),
+          ...(dns ? { dns: `${dns.address}:${dns.port}`, zones: cfg.dns.zones.map((z) => z.name) } : {}),
           upstreams: cfg.proxy.upstreams,
           config: this.#opts.configPath ?? '(flags)',
         },
@@ -250,16 +321,26 @@ export class Daemon {
       // The member's identity and its state file are bound at start too.
       name: cur.name,
       control: cur.control,
+      dns: {
+        ...next.dns,
+        mode: cur.dns.mode,
+        listen: cur.dns.listen,
+        max_udp_size: cur.dns.max_udp_size,
+        tcp: cur.dns.tcp,
+      },
       identity: cur.identity,
       state_file: cur.state_file,
     }) as Config;
     try {
       // The monitor validates its new sources first (it throws and keeps its old config if, say,
       // an interface does not exist), so nothing is half-applied when it refuses.
+      // Zones are built first (a zone that no longer builds refuses the whole reload), swapped last.
+      const zones = this.#dns ? dnsSnapshot(applied, this.#dnsDynamic) : undefined;
       this.#monitor?.update(applied.monitor);
       this.#proxy?.update(applied.proxy);
       if (this.#rescue && this.#addresses)
         this.#rescue.update(withBoundFront(applied, this.#addresses.front));
+      if (zones) this.#dns?.setZones(zones);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.#log.error({ err }, `reload failed, keeping the running configuration: ${error}`);
@@ -343,6 +424,7 @@ export class Daemon {
     await step('rescue control', () => this.#rescue?.close());
     // The admin listener stays up while the front drains so /readyz can report 503.
     await step('front proxy', () => this.#proxy?.close(drainMs));
+    await step('dns server', () => this.#dns?.close());
     await step('workload monitor', () => this.#monitor?.close());
     await step('admin listener', () => this.#admin?.close());
     const access = this.#accessLog;
@@ -358,6 +440,9 @@ export class Daemon {
       upstreams: this.#config.proxy.upstreams,
       draining: this.#closing !== undefined,
       ...(this.#rescue ? { rescue: this.#rescue.controller.status() } : {}),
+      ...(this.#dns
+        ? { dns: { zones: this.#config.dns.zones.map((z) => z.name), ...this.#dns.stats() } }
+        : {}),
     };
   }
 }

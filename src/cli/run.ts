@@ -54,7 +54,10 @@ export async function runDaemon(
   if (opts.quiet !== true) {
     process.stderr.write(
       `dotslash: front ${urlOf(addresses.front)} -> ${config.proxy.upstreams.join(', ')}\n` +
-        `dotslash: admin ${urlOf(addresses.admin)} (/healthz /readyz open; /metrics /status need the token)\n`,
+        `dotslash: admin ${urlOf(addresses.admin)} (/healthz /readyz open; /metrics /status need the token)\n` +
+        (addresses.dns
+          ? `dotslash: dns ${addresses.dns.address}:${addresses.dns.port} udp+tcp (zones ${config.dns.zones.map((z) => z.name).join(', ')})\n`
+          : ''),
     );
   }
   const tokenFrom =

@@ -1,6 +1,8 @@
 // The one configuration schema (STYLE.md 5): the Config type is derived from it, every
 // default lives here, and a loaded config is validated once, then frozen.
 import { z } from 'zod';
+import { checkZones } from '../../dns/snapshot.js';
+import type { ZoneConfig } from '../../dns/types.js';
 
 /** "HOST:PORT" or "[v6]:PORT"; port 0 means "any free port" (tests). */
 export const hostPort = z
@@ -364,6 +366,107 @@ export const registryServiceSchema = z
 export type RegistryServiceConfig = z.infer<typeof registryServiceSchema>;
 export type RegistryClientConfig = z.infer<typeof registryClientSchema>;
 export type CommunityConfig = RegistryServiceConfig['communities'][number];
+// ---- DNS (issue 4): the embedded authoritative server; part B adds `dns.rfc2136` ----
+
+const ttlSeconds = z.number().int().min(0).max(2_147_483_647);
+const u32 = z.number().int().min(0).max(4_294_967_295);
+const txtOrString = z.union([z.string(), z.array(z.string())]);
+
+const dnsRecordSchema = z
+  .object({
+    /** Relative to the zone ("www"), "@" for the apex, or absolute (ends in the zone name or "."). */
+    name: z.string().min(1),
+    type: z.enum(['A', 'AAAA', 'CNAME', 'TXT', 'SRV', 'NS']),
+    ttl: ttlSeconds.optional(),
+    /** One value; TXT also takes an array (one record of several strings). */
+    value: txtOrString.optional(),
+    /** Several values: one record each. */
+    values: z.array(txtOrString).min(1).optional(),
+  })
+  .strict()
+  .refine((r) => (r.value === undefined) !== (r.values === undefined), {
+    message: 'give exactly one of "value" or "values"',
+    path: ['value'],
+  });
+
+const dnsZoneSchema = z
+  .object({
+    /** The zone apex, e.g. origin.example. */
+    name: z.string().min(1),
+    soa: z
+      .object({
+        mname: z.string().min(1),
+        rname: z.string().min(1),
+        /** Unset: seconds since the epoch at (re)load, so each reload raises it. */
+        serial: u32.optional(),
+        refresh: u32.default(3_600),
+        retry: u32.default(600),
+        expire: u32.default(604_800),
+        /** Negative-caching TTL (NXDOMAIN / NODATA). */
+        minimum: u32.default(60),
+        ttl: ttlSeconds.optional(),
+      })
+      .strict(),
+    ns: z.array(z.string().min(1)).min(1, 'a zone needs at least one NS name'),
+    records: z.array(dnsRecordSchema).default([]),
+  })
+  .strict();
+
+export const dnsSchema = z
+  .object({
+    /** off | embedded (this daemon answers for `zones`) | rfc2136 (updates an external server; part B). */
+    mode: z.enum(['off', 'embedded', 'rfc2136']).default('off'),
+    /** UDP and TCP listener of the embedded server (53 in production). */
+    listen: hostPort.default('127.0.0.1:5353'),
+    /** TTL of records that set none. */
+    ttl: ttlSeconds.default(300),
+    /** TTL of the site names' A/AAAA sets while rescued; unset = rescue.dns_ttl_s. */
+    rescue_ttl: positiveInt.optional(),
+    /** The names whose A/AAAA sets get rescuers' addresses; unset = site.names, else [name]. */
+    site_names: z.array(hostName).optional(),
+    /** Largest UDP answer whatever the client advertises (EDNS0); larger answers are truncated (TC). */
+    max_udp_size: z.number().int().min(512).max(4096).default(1232),
+    tcp: z
+      .object({
+        /** A TCP connection with no complete query for this long is closed. */
+        idle_ms: positiveInt.default(10_000),
+        /** Most concurrent TCP connections. */
+        max_connections: positiveInt.default(256),
+      })
+      .strict()
+      .prefault({}),
+    zones: z.array(dnsZoneSchema).default([]),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.mode === 'embedded' && d.zones.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['zones'], message: 'dns.mode embedded needs at least one zone' });
+    for (const issue of checkZones(dnsZonesOf(d), { defaultTtl: d.ttl, now: () => 0 })) {
+      // Point at `value` when the record was written with one value rather than `values`.
+      const path = [...issue.path];
+      if (path[2] === 'records' && path[4] === 'values') {
+        const rec = d.zones[path[1] as number]?.records[path[3] as number];
+        if (rec?.value !== undefined) path.splice(4, 2, 'value');
+      }
+      ctx.addIssue({ code: 'custom', path, message: `${issue.message} (${issue.code})` });
+    }
+  })
+  .prefault({});
+
+/** The zones of a parsed `dns` section in the shape dns/ builds snapshots from. */
+export function dnsZonesOf(d: { zones: readonly z.infer<typeof dnsZoneSchema>[] }): ZoneConfig[] {
+  return d.zones.map((z) => ({
+    name: z.name,
+    soa: z.soa,
+    ns: z.ns,
+    records: z.records.map((r) => ({
+      name: r.name,
+      type: r.type,
+      ttl: r.ttl,
+      values: r.values ?? (r.value !== undefined ? [r.value] : []),
+    })),
+  }));
+}
 
 export const configSchema = z
   .object({
@@ -381,6 +484,7 @@ export const configSchema = z
     rescue: rescueSchema,
     /** Registry client: register, renew, publish spare capacity, discover rescuers (issue 5). */
     registry: registryClientSchema,
+    dns: dnsSchema,
     /** SQLite state (sessions, their history, the never-reused vhost counter). */
     state_file: z.string().min(1).default('.dotslash/state.db'),
   })
@@ -425,3 +529,4 @@ export type SiteConfig = Config['site'];
 export type PeerConfig = Config['peers'][number];
 export type RescueConfig = Config['rescue'];
 export type RescueMode = 'on' | 'observe' | 'off';
+export type DnsConfig = Config['dns'];

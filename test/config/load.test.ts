@@ -155,9 +155,9 @@ describe('errors carry file:line:column and the key', () => {
   });
 
   it('unknown top-level key', () => {
-    const issues = issuesOf(lines('proxy:', '  upstreams: [http://a.test:1]', 'dns:', '  zone: x'));
+    const issues = issuesOf(lines('proxy:', '  upstreams: [http://a.test:1]', 'zones:', '  zone: x'));
     expect(issues).toEqual([
-      expect.objectContaining({ code: 'CFG_ERR_UNKNOWN_KEY', line: 3, column: 1, path: 'dns' }),
+      expect.objectContaining({ code: 'CFG_ERR_UNKNOWN_KEY', line: 3, column: 1, path: 'zones' }),
     ]);
   });
 
