@@ -16,7 +16,9 @@ import {
   type MemberIdentity,
   type ShutdownBody,
 } from '../../rescue-protocol/index.js';
-import type { Config } from '../config/schema.js';
+import { registryConfigured, type Config } from '../config/schema.js';
+import { RegistryClient } from '../registry/client.js';
+import { memberRegistration, registrySource, spareFromSample } from '../registry/member.js';
 import type { MonitorSample } from '../monitor/types.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
 import { StateDb } from '../storage/state-db.js';
@@ -44,6 +46,8 @@ export interface RescueControl {
   readonly server: ControlServer;
   readonly client: ControlClient;
   readonly db: StateDb;
+  /** The registry client, once started, when registry.urls or registry.srv is configured. */
+  readonly registry: RegistryClient | undefined;
   /** This member's public key text ("ed25519:..."): what peers put in their config. */
   readonly publicKey: string;
   /** Id and signing key (the data path signs rescuer fetches with it). */
@@ -88,6 +92,10 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   if (stale > 0) log.info({ sessions: stale }, 'closed sessions a previous run left open');
   const table = new SessionTable({ db, logger: log, drainMs: settings.drainMs, ...(clock ? { clock } : {}) });
   const client = new ControlClient({ self: identity });
+  // The registry (issue 5): created at start(), once the control listener's URL is known.
+  let registry: RegistryClient | undefined;
+  /** Keys learned from the registry; re-added after a reload refills the map from the config. */
+  const learned = new Map<string, KeyObject>();
   const controller = new RescueController({
     settings,
     table,
@@ -97,6 +105,13 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publishServing: deps.publishServing,
     onPurge: deps.onPurge,
     usage: deps.usage,
+    ...(registryConfigured(config.registry) && {
+      discovery: {
+        candidates: () => registry?.candidates() ?? [],
+        refresh: (exclude) => void registry?.refresh(exclude),
+        peer: (id) => registry?.peer(id),
+      },
+    }),
   });
   // A live map: ControlServer looks keys up per message, so update() can swap them in place.
   const peers = peerKeyMap(config.peers);
@@ -107,7 +122,10 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     onMessage: controller.onMessage,
     logger: log,
   });
-  const onSample = (s: MonitorSample): void => controller.observe(s);
+  const onSample = (s: MonitorSample): void => {
+    controller.observe(s);
+    registry?.setSpare(controller.state === 'sos' ? { uplink_bps: 0, cpu: 0, rps: 0 } : spareFromSample(s));
+  };
   let closing: Promise<void> | null = null;
   let current = config;
   return {
@@ -118,18 +136,46 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publicKey,
     identity,
     peerKeys: peers,
+    get registry() {
+      return registry;
+    },
     update(next: Config) {
       const fresh = peerKeyMap(next.peers); // throws before anything changes
       const nextSettings = rescueSettings(next);
       const modeChanged = nextSettings.mode !== rescueSettings(current).mode;
       peers.clear();
       for (const [id, key] of fresh) peers.set(id, key);
+      for (const [id, key] of learned) if (!peers.has(id)) peers.set(id, key);
       controller.update(nextSettings);
       if (modeChanged) controller.setMode(nextSettings.mode);
       current = next;
     },
     async start() {
       const addr = await server.listen();
+      if (registryConfigured(config.registry)) {
+        const r = config.registry;
+        registry = new RegistryClient({
+          self: identity,
+          registration: memberRegistration(
+            config,
+            settings,
+            config.control.public_url ?? server.url,
+            publicKey,
+          ),
+          registries: registrySource(r),
+          trustedKeys: r.public_keys,
+          timeoutMs: r.timeout_ms,
+          publishIntervalMs: r.publish_interval_ms,
+          logger: log.child({ component: 'registry' }),
+          // Configured peers keep their configured key; others are learned from the registry.
+          onMember: (id, key) => {
+            if (current.peers.some((p) => p.id === id)) return;
+            learned.set(id, key);
+            peers.set(id, key);
+          },
+        });
+        await registry.start();
+      }
       deps.monitor?.on('sample', onSample);
       controller.start();
       return addr;
@@ -138,6 +184,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
       closing ??= (async () => {
         deps.monitor?.off('sample', onSample);
         await controller.close(opts);
+        await registry?.close();
         await server.close();
         await client.close();
         db.close();

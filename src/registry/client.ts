@@ -63,7 +63,7 @@ export class RegistryClient {
   constructor(opts: RegistryClientOptions) {
     this.opts = opts;
     this.trusted = (opts.trustedKeys ?? []).map((k) => parsePublicKey(k));
-    this.spare = { uplink_bps: opts.registration.capacity.uplink_bps, cpu: opts.registration.capacity.cpu };
+    this.spare = { ...opts.registration.capacity };
   }
 
   /** Registers now (without waiting for success: a registry may come up later) and renews every lease/3. */
@@ -79,7 +79,8 @@ export class RegistryClient {
     this.spare = spare;
     const p = this.publishedSpare;
     const moved = (a: number, b: number): boolean => Math.abs(a - b) > SPARE_CHANGE * Math.max(a, b, 1);
-    if (p && !moved(p.uplink_bps, spare.uplink_bps) && !moved(p.cpu, spare.cpu)) return;
+    if (p && !moved(p.uplink_bps, spare.uplink_bps) && !moved(p.cpu, spare.cpu) && !moved(p.rps, spare.rps))
+      return;
     if (performance.now() - this.lastPublish < (this.opts.publishIntervalMs ?? 5_000)) return;
     void this.renew();
   }

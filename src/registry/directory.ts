@@ -112,10 +112,10 @@ export class Directory {
   };
 
   /**
-   * Candidates for an origin: willing members of its community with spare uplink, not itself,
-   * not excluded, admitted (closed communities), lease live. The best 4 x limit by spare uplink
-   * are scored spare x 1 / (1 + rtt / 100 ms) with the origin's measured RTT (DEFAULT_RTT_MS
-   * where unmeasured) and the best `limit` returned.
+   * Candidates for an origin: willing members of its community with spare uplink or request
+   * rate, not itself, not excluded, admitted (closed communities), lease live. The best
+   * 4 x limit by spare (uplink, then requests/s) are scored spare x 1 / (1 + rtt / 100 ms) with
+   * the origin's measured RTT (DEFAULT_RTT_MS where unmeasured) and the best `limit` returned.
    */
   lookup(q: LookupQuery): Candidate[] {
     const c = this.communities.get(q.community);
@@ -129,15 +129,14 @@ export class Directory {
       if (picked.length >= q.limit * 4) break;
       const id = m.reg.id;
       if (c.byId.get(id) !== m || m.expiresAt <= now || exclude.has(id)) continue;
-      if (!m.reg.willing || m.reg.spare.uplink_bps <= 0) continue;
+      if (!m.reg.willing || (m.reg.spare.uplink_bps <= 0 && m.reg.spare.rps <= 0)) continue;
       if (c.type !== 'open' && !c.admitted.has(m.reg.public_key)) continue;
       picked.push(m);
     }
-    const score = (m: Member): number =>
-      m.reg.spare.uplink_bps / (1 + (q.rtt_ms[m.reg.id] ?? DEFAULT_RTT_MS) / 100);
+    const latency = (m: Member): number => 1 / (1 + (q.rtt_ms[m.reg.id] ?? DEFAULT_RTT_MS) / 100);
     return picked
-      .map((m) => ({ m, s: score(m) }))
-      .sort((a, b) => b.s - a.s || (a.m.reg.id < b.m.reg.id ? -1 : 1))
+      .map((m) => ({ m, s: m.reg.spare.uplink_bps * latency(m), r: m.reg.spare.rps * latency(m) }))
+      .sort((a, b) => b.s - a.s || b.r - a.r || (a.m.reg.id < b.m.reg.id ? -1 : 1))
       .slice(0, q.limit)
       .map(({ m }) => {
         const rtt = q.rtt_ms[m.reg.id];
@@ -164,7 +163,10 @@ export class Directory {
     if (!c.dirty) return;
     if (c.byId.size >= ALWAYS_RESORT_BELOW && now - c.sortedAt < RESORT_MS) return;
     c.sorted = [...c.byId.values()].sort(
-      (a, b) => b.reg.spare.uplink_bps - a.reg.spare.uplink_bps || (a.reg.id < b.reg.id ? -1 : 1),
+      (a, b) =>
+        b.reg.spare.uplink_bps - a.reg.spare.uplink_bps ||
+        b.reg.spare.rps - a.reg.spare.rps ||
+        (a.reg.id < b.reg.id ? -1 : 1),
     );
     c.dirty = false;
     c.sortedAt = now;
@@ -178,7 +180,11 @@ export class Directory {
     const expiresAt = rec.expires_at ?? 0;
     const before = c.byId.get(reg.id);
     // An unchanged spare figure keeps the order valid: renewals do not force a re-sort.
-    if (before !== undefined && before.reg.spare.uplink_bps === reg.spare.uplink_bps) {
+    if (
+      before !== undefined &&
+      before.reg.spare.uplink_bps === reg.spare.uplink_bps &&
+      before.reg.spare.rps === reg.spare.rps
+    ) {
       before.reg = reg;
       before.expiresAt = expiresAt;
       return;

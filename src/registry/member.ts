@@ -6,6 +6,7 @@ import type { RescueSettings } from '../controller/settings.js';
 import type { MonitorSample } from '../monitor/types.js';
 import type { Registration } from './messages.js';
 import type { RegistrySource } from './client.js';
+import { resolveSrv } from '../../dns/srv.js';
 
 /** Everything but spare capacity: who we are, how to reach us, what we have. */
 export function memberRegistration(
@@ -23,7 +24,11 @@ export function memberRegistration(
     community: config.registry.community,
     lease_ms: config.registry.lease_ms,
     willing: config.registry.willing,
-    capacity: { uplink_bps: config.monitor.bytes_out.capacity, cpu },
+    capacity: {
+      uplink_bps: config.monitor.bytes_out.capacity,
+      cpu,
+      rps: config.monitor.request_rate.capacity,
+    },
   };
 }
 
@@ -32,16 +37,14 @@ export function memberRegistration(
  * is heavy (it needs rescue itself) or its request rate is past the upper threshold.
  */
 export function spareFromSample(s: MonitorSample): Registration['spare'] {
-  if (s.region === 'heavy') return { uplink_bps: 0, cpu: 0 };
+  if (s.region === 'heavy') return { uplink_bps: 0, cpu: 0, rps: 0 };
   const free = (r: MonitorSample['resources'][keyof MonitorSample['resources']]): number =>
     r.capacity > 0 && r.value !== null ? Math.max(0, r.capacity - r.value) : r.capacity;
-  return { uplink_bps: Math.round(free(s.resources.bytes_out)), cpu: Math.round(free(s.resources.cpu) * 100) / 100 };
-}
-
-interface SrvRecord {
-  readonly name?: string;
-  readonly target?: string;
-  readonly port: number;
+  return {
+    uplink_bps: Math.round(free(s.resources.bytes_out)),
+    cpu: Math.round(free(s.resources.cpu) * 100) / 100,
+    rps: Math.round(free(s.resources.request_rate) * 10) / 10,
+  };
 }
 
 /** Config URLs, or `_dotslash._tcp.<srv>` resolved on every fail-over round (dns/srv.ts), URLs after. */
@@ -49,18 +52,16 @@ export function registrySource(r: Config['registry']): RegistrySource {
   if (r.srv === undefined) return r.urls;
   const domain = r.srv;
   return async () => {
-    // Loaded by name: the DNS helper is optional at build time (issue 4 lands it).
-    const spec = '../../dns/srv.js';
-    const mod = (await import(spec)) as {
-      resolveSrv(name: string, opts: { servers?: readonly string[] }): Promise<readonly SrvRecord[]>;
-    };
-    let found: readonly SrvRecord[] = [];
+    let urls: string[] = [];
     try {
-      found = await mod.resolveSrv(`_dotslash._tcp.${domain}`, r.dns_servers.length > 0 ? { servers: r.dns_servers } : {});
+      const found = await resolveSrv(
+        `_dotslash._tcp.${domain}`,
+        r.dns_servers.length > 0 ? { servers: r.dns_servers } : {},
+      );
+      urls = found.map((x) => `http://${x.host.includes(':') ? `[${x.host}]` : x.host}:${x.port}`);
     } catch {
-      found = [];
+      urls = []; // no SRV answer: the configured URLs (if any) are all there is
     }
-    const urls = found.map((x) => `http://${(x.target ?? x.name ?? '').replace(/\.$/, '')}:${x.port}`);
     return [...urls, ...r.urls];
   };
 }

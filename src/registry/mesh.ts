@@ -157,7 +157,8 @@ export class Mesh {
     if (headers[SENDER_HEADER] !== peer.id || !signedBy(bytes, headers, peer.key))
       throw new RegistryError('REG_ERR_BAD_REPLY', `${peer.id}: reply not signed by the peer`);
     const answer = parseJson(bytes) as { re?: unknown } | null;
-    if (answer?.re !== sealed.nonce) throw new RegistryError('REG_ERR_BAD_REPLY', `${peer.id}: reply not bound to the request`);
+    if (answer?.re !== sealed.nonce)
+      throw new RegistryError('REG_ERR_BAD_REPLY', `${peer.id}: reply not bound to the request`);
     return answer;
   }
 

@@ -25,11 +25,12 @@ const httpUrl = z
   .string()
   .max(2048)
   .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'must be an http(s) URL');
-/** Bytes/s up to 1 Tbit/s; cores up to 4096. */
+/** Bytes/s up to 1 Tbit/s; cores up to 4096; requests/s up to 10^9. 0 = not measured. */
 const resources = z
   .object({
     uplink_bps: z.number().finite().nonnegative().max(1.25e11),
     cpu: z.number().finite().nonnegative().max(4096),
+    rps: z.number().finite().nonnegative().max(1e9),
   })
   .strict();
 

@@ -69,8 +69,8 @@ export function member(id: string, community = 'default'): Member {
       community,
       lease_ms: 30_000,
       willing: true,
-      capacity: { uplink_bps: 12_500_000, cpu: 2 },
-      spare: { uplink_bps: 10_000_000, cpu: 1.5 },
+      capacity: { uplink_bps: 12_500_000, cpu: 2, rps: 1000 },
+      spare: { uplink_bps: 10_000_000, cpu: 1.5, rps: 500 },
       ...over,
     }),
   };

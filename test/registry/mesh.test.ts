@@ -37,7 +37,11 @@ async function mesh(n: number): Promise<{ nodes: Node[]; start(i: number): Promi
       listen: `127.0.0.1:${node.port}`,
       peers: nodes
         .filter((o) => o !== node)
-        .map((o) => ({ id: o.id, url: `http://127.0.0.1:${o.port}`, public_key: keys[nodes.indexOf(o)]!.publicKey })),
+        .map((o) => ({
+          id: o.id,
+          url: `http://127.0.0.1:${o.port}`,
+          public_key: keys[nodes.indexOf(o)]!.publicKey,
+        })),
     });
     const svc = new RegistryService(cfg, { adminToken: 't' });
     services.add(svc);
@@ -49,8 +53,18 @@ async function mesh(n: number): Promise<{ nodes: Node[]; start(i: number): Promi
 }
 
 async function register(svc: RegistryService, m: Member, spare = 1_000_000): Promise<void> {
-  const sealed = sealRequest(m.id, 'default', 'register', m.registration({ spare: { uplink_bps: spare, cpu: 1 } }), m.privateKey);
-  const res = await fetch(svc.url + REGISTER_PATH, { method: 'POST', headers: sealed.headers, body: sealed.bytes });
+  const sealed = sealRequest(
+    m.id,
+    'default',
+    'register',
+    m.registration({ spare: { uplink_bps: spare, cpu: 1, rps: 0 } }),
+    m.privateKey,
+  );
+  const res = await fetch(svc.url + REGISTER_PATH, {
+    method: 'POST',
+    headers: sealed.headers,
+    body: sealed.bytes,
+  });
   expect(res.status, await res.clone().text()).toBe(200);
 }
 
@@ -60,7 +74,11 @@ describe('registry mesh', () => {
     const [a, b, c] = [await start(0), await start(1), await start(2)];
     const members = Array.from({ length: 20 }, (_, i) => member(`m${i}.test`));
     for (const m of members.slice(0, 10)) await register(a, m);
-    await until(() => b.directory.size('default') === 10 && c.directory.size('default') === 10, 10_000, 'push to b and c');
+    await until(
+      () => b.directory.size('default') === 10 && c.directory.size('default') === 10,
+      10_000,
+      'push to b and c',
+    );
 
     // c goes away; updates land on a and b meanwhile; c comes back with its old store.
     await c.close();
@@ -78,10 +96,18 @@ describe('registry mesh', () => {
     // The same member updated on two registries at once: everyone keeps the same winner.
     const m0 = members[0]!;
     await Promise.all([register(a, m0, 111), register(b, m0, 222)]);
-    await until(() => {
-      const w = [a, b, c2].map((s) => (s.store.get('member', memberKey('default', m0.id))!.payload as { spare: { uplink_bps: number } }).spare.uplink_bps);
-      return w.every((x) => x === w[0]) && w[0] !== 1_000_000;
-    }, 10_000, 'one winner everywhere');
+    await until(
+      () => {
+        const w = [a, b, c2].map(
+          (s) =>
+            (s.store.get('member', memberKey('default', m0.id))!.payload as { spare: { uplink_bps: number } })
+              .spare.uplink_bps,
+        );
+        return w.every((x) => x === w[0]) && w[0] !== 1_000_000;
+      },
+      10_000,
+      'one winner everywhere',
+    );
     expect(nodes).toHaveLength(3);
   });
 
@@ -90,7 +116,11 @@ describe('registry mesh', () => {
     const a = await start(0);
     const stranger = member('evil.test');
     const sealed = sealRequest('evil.test', 'r0.test', 'push', { records: [] }, stranger.privateKey);
-    const res = await fetch(a.url + MESH_PUSH_PATH, { method: 'POST', headers: sealed.headers, body: sealed.bytes });
+    const res = await fetch(a.url + MESH_PUSH_PATH, {
+      method: 'POST',
+      headers: sealed.headers,
+      body: sealed.bytes,
+    });
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('REG_ERR_UNKNOWN_SENDER');
   });
 });

@@ -70,7 +70,7 @@ describe('registry service', () => {
         m,
         REGISTER_PATH,
         'register',
-        m.registration({ spare: { uplink_bps: spare, cpu: 1 }, willing }),
+        m.registration({ spare: { uplink_bps: spare, cpu: 1, rps: 0 }, willing }),
       );
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body.registered).toBe(true);
@@ -122,7 +122,7 @@ describe('registry service', () => {
       [{ ...m.registration(), names: [] }, 'REG_ERR_BAD_REQUEST'],
       [{ ...m.registration(), extra: 1 }, 'REG_ERR_BAD_REQUEST'],
       [m.registration({ control_url: 'ftp://x' }), 'REG_ERR_BAD_REQUEST'],
-      [m.registration({ spare: { uplink_bps: -1, cpu: 0 } }), 'REG_ERR_BAD_REQUEST'],
+      [m.registration({ spare: { uplink_bps: -1, cpu: 0, rps: 0 } }), 'REG_ERR_BAD_REQUEST'],
       [m.registration({ id: 'other.test' }), 'REG_ERR_BAD_REQUEST'],
       [m.registration({ community: 'nowhere' }), 'REG_ERR_UNKNOWN_COMMUNITY', 'nowhere'],
       [m.registration({ public_key: member('x.test').publicKey }), 'REG_ERR_BAD_SIGNATURE'],
