@@ -118,8 +118,9 @@ export class RegistryStore {
     for (const rec of this.records.get(kind)?.values() ?? []) rules?.applied?.(rec);
   }
 
+  /** The version vector, keys sorted (equal vectors serialise equally). */
   vector(): VersionVector {
-    return Object.fromEntries(this.vec);
+    return Object.fromEntries([...this.vec].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   get(kind: string, key: string): RegistryRecord | undefined {
