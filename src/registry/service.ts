@@ -236,7 +236,7 @@ export class RegistryService {
               'REG_ERR_BAD_REQUEST',
               `community ${reg.community} differs from "to" ${env.to}`,
             );
-          return parsePublicKey(reg.public_key);
+          return this.keyObject(reg.public_key);
         },
         handle: (env) => this.register(env.body as Registration),
       },
