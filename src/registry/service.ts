@@ -186,7 +186,19 @@ export class RegistryService {
     const reg = this.directory.live(community, id);
     if (!reg)
       throw new RegistryError('REG_ERR_UNKNOWN_SENDER', `${id} has no live registration in ${community}`);
-    return parsePublicKey(reg.public_key);
+    return this.keyObject(reg.public_key);
+  }
+
+  /** Parsed keys by text: parsing costs more than the lookup it authenticates. */
+  private readonly keys = new Map<string, KeyObject>();
+  private keyObject(text: string): KeyObject {
+    let key = this.keys.get(text);
+    if (!key) {
+      key = parsePublicKey(text);
+      if (this.keys.size >= 100_000) this.keys.clear(); // bounded; refilled on demand
+      this.keys.set(text, key);
+    }
+    return key;
   }
 
   private purge(): void {
