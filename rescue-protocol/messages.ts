@@ -34,6 +34,16 @@ const errorCode = z
   .string()
   .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'must be an error code such as RSC_ERR_DECLINED');
 
+/**
+ * A token-ledger receipt (flood-insurance communities) as it travels in SHUTDOWN and its ACK: only
+ * its shape is checked here; the ledger (src/registry/ledger) verifies body and signatures.
+ */
+const receiptWire = z.object({
+  type: z.literal('receipt'),
+  body: z.record(z.string(), z.unknown()),
+  sigs: z.object({ origin: z.string().max(200).optional(), rescuer: z.string().max(200).optional() }),
+});
+
 // ---- bodies --------------------------------------------------------------------------------------
 
 export const sosBodySchema = z.object({
@@ -86,6 +96,8 @@ export const shutdownBodySchema = z.object({
       by_dns: usageCounts.optional(),
     })
     .optional(),
+  /** Flood-insurance communities, from the rescuer: its signed half of the receipt for `usage`. */
+  receipt: receiptWire.optional(),
 });
 export const purgeBodySchema = z.object({ session: sessionId, urls: z.array(urlPath).min(1).max(1000) });
 /** Generic acknowledgement; the reply to KEEPALIVE also carries the session and its renewed lease. */
@@ -93,6 +105,11 @@ export const ackBodySchema = z.object({
   ok: z.literal(true),
   session: sessionId.optional(),
   lease_ms: leaseMs.optional(),
+  /**
+   * Flood-insurance communities, the answer to SHUTDOWN: from the origin, the receipt the rescuer
+   * sent, countersigned; from the rescuer (the origin shut down), its signed half for the origin to countersign.
+   */
+  receipt: receiptWire.optional(),
 });
 export const keepaliveAckBodySchema = z.object({
   ok: z.literal(true),

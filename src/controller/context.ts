@@ -5,6 +5,7 @@ import type { Peer, ReplyBodies, RequestBodies, RequestType } from '../../rescue
 import type { RescueMode } from '../config/schema.js';
 import type { Session } from '../sessions/session.js';
 import type { SessionTable } from '../sessions/table.js';
+import type { LedgerFlow } from './ledger-flow.js';
 import type { Measure } from './policy.js';
 import type { RescueSettings } from './settings.js';
 
@@ -34,6 +35,8 @@ export interface ControlContext {
   readonly table: SessionTable;
   readonly transport: RescueTransport;
   readonly log: Logger;
+  /** Flood-insurance communities only: the token ledger's touch points. */
+  readonly ledger?: LedgerFlow;
   settings(): RescueSettings;
   /** The registry, when one is configured. */
   readonly discovery: PeerDiscovery | undefined;
@@ -49,7 +52,12 @@ export interface ControlContext {
   /** Ends a session on our side and tells the peer. */
   shutdown(session: Session, reason: string): void;
   /** Sends a session message; a peer answering "no such session" ends ours. */
-  send<T extends RequestType>(session: Session, type: T, body: RequestBodies[T], onOk?: () => void): void;
+  send<T extends RequestType>(
+    session: Session,
+    type: T,
+    body: RequestBodies[T],
+    onOk?: (reply: ReplyBodies[T]) => void,
+  ): void;
   /** Keeps a message in flight until it settles (tick() and close() wait for these). */
   track(p: Promise<unknown>): void;
 }

@@ -11,16 +11,20 @@ import {
   type Peer,
   type ReplyBody,
   type RequestBodies,
+  type ReplyBodies,
   type RequestType,
   type ShutdownBody,
+  type SosBody,
   type VerifiedMessage,
 } from '../../rescue-protocol/index.js';
 import type { RescueMode } from '../config/schema.js';
 import type { MonitorSample } from '../monitor/types.js';
+import type { MemberLedger } from '../registry/ledger/index.js';
 import type { Session } from '../sessions/session.js';
 import type { SessionTable } from '../sessions/table.js';
 import type { ControlContext, PeerDiscovery, RescueTransport } from './context.js';
 import { handleMessage, type PurgeRequest } from './inbox.js';
+import { LedgerFlow } from './ledger-flow.js';
 import { describe, OriginSide } from './origin-side.js';
 import { EarlyWarning } from './early-sos.js';
 import { measureOf, type Measure } from './policy.js';
@@ -47,6 +51,11 @@ export interface ControllerOptions {
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
   /** Rescue candidates from the registry (asked first; the static peers list is the fallback). */
   readonly discovery?: PeerDiscovery;
+  /**
+   * Flood-insurance communities: this member's side of the token ledger (the registry client builds
+   * it). SOS carry a signed spend, accepted only when it pays; SHUTDOWN exchanges signed receipts.
+   */
+  readonly ledger?: MemberLedger;
 }
 
 /** Answers from a peer meaning "I no longer have this session": end it on our side too. */
@@ -64,6 +73,7 @@ export class RescueController extends EventEmitter {
   private readonly opts: ControllerOptions;
   private readonly origin: OriginSide;
   private readonly rescuer: RescuerSide;
+  private readonly ledger: LedgerFlow | undefined;
   private modeNow: RescueMode;
   private measure: Measure | null = null;
   private early: EarlyWarning;
@@ -87,10 +97,12 @@ export class RescueController extends EventEmitter {
     this.modeNow = opts.settings.mode;
     this.table.setDrainMs(this.settings.drainMs);
     this.early = new EarlyWarning(this.settings);
+    this.ledger = opts.ledger ? new LedgerFlow(opts.ledger, this.table.clock, this.log) : undefined;
     const ctx: ControlContext = {
       table: this.table,
       transport: this.transport,
       log: this.log,
+      ...(this.ledger ? { ledger: this.ledger } : {}),
       settings: () => this.settings,
       discovery: opts.discovery,
       mode: () => this.modeNow,
@@ -144,7 +156,7 @@ export class RescueController extends EventEmitter {
   }
 
   /** The ControlServer's onMessage. */
-  readonly onMessage = (msg: VerifiedMessage): ReplyBody => {
+  readonly onMessage = (msg: VerifiedMessage): ReplyBody | Promise<ReplyBody> => {
     if (this.closed) throw new RescueError('RSC_ERR_CLOSED', 'the rescue controller is shutting down');
     return handleMessage(
       {
@@ -157,10 +169,28 @@ export class RescueController extends EventEmitter {
           );
           this.opts.onPurge?.(req);
         },
+        ...(this.ledger ? this.ledgerHooks(this.ledger) : {}),
       },
       msg,
     );
   };
+
+  /** Flood insurance: the token check before accepting an SOS, and receipts at SHUTDOWN. */
+  private ledgerHooks(flow: LedgerFlow) {
+    return {
+      tokens: {
+        precheck: (from: string, body: SosBody) => this.rescuer.precheck(from, body),
+        check: (from: string, token: string | undefined) => flow.check(from, token),
+        release: (from: string, token: string | undefined) => flow.release(from, token),
+      },
+      settle: (s: Session, receipt: unknown): unknown =>
+        s.role === 'rescuer'
+          ? flow.rescuerHalf(s, this.storeUsage(s)) // the origin shut down: our half, for it to countersign
+          : receipt === undefined
+            ? undefined
+            : flow.countersign(s, receipt),
+    };
+  }
 
   start(): void {
     if (this.timer !== null || this.closed) return;
@@ -300,8 +330,13 @@ export class RescueController extends EventEmitter {
     const body = { session: session.id!, reason };
     if (session.role === 'rescuer') {
       const usage = this.storeUsage(session);
+      const receipt = this.ledger?.rescuerHalf(session, usage);
       this.table.end(session, reason);
-      this.send(session, 'SHUTDOWN', usage ? { ...body, usage } : body);
+      const msg: ShutdownBody = { ...body, ...(usage ? { usage } : {}), ...(receipt ? { receipt } : {}) };
+      this.send(session, 'SHUTDOWN', msg, (ack) => {
+        if (receipt !== undefined && ack.receipt !== undefined)
+          this.ledger?.completed(session, receipt, ack.receipt);
+      });
       return;
     }
     this.origin.released();
@@ -313,7 +348,11 @@ export class RescueController extends EventEmitter {
     if (peer === undefined) return done('peer no longer configured');
     this.track(
       this.transport.send(peer, 'SHUTDOWN', body).then(
-        () => done('SHUTDOWN acknowledged'),
+        (ack) => {
+          // Flood insurance: the rescuer's receipt half came back in the ACK; countersign and submit it.
+          if (ack.body.receipt !== undefined) this.ledger?.countersign(session, ack.body.receipt);
+          done('SHUTDOWN acknowledged');
+        },
         (err: unknown) => done(`SHUTDOWN not acknowledged: ${describe(err)}`),
       ),
     );
@@ -323,7 +362,7 @@ export class RescueController extends EventEmitter {
     session: Session,
     type: T,
     body: RequestBodies[T],
-    onOk?: () => void,
+    onOk?: (reply: ReplyBodies[T]) => void,
   ): void {
     const peer = this.peerOf(session);
     if (peer === undefined) {
@@ -332,7 +371,7 @@ export class RescueController extends EventEmitter {
     }
     this.track(
       this.transport.send(peer, type, body).then(
-        () => onOk?.(),
+        (reply) => onOk?.(reply.body),
         (err: unknown) => {
           const code = err instanceof RescueError && err.remote ? err.code : null;
           if (code !== null && GONE.has(code) && session.state === 'active') {

@@ -20,6 +20,7 @@ import { registryConfigured, type Config } from '../config/schema.js';
 import { RegistryClient } from '../registry/client.js';
 import { memberRegistration, registrySource, spareFromSample } from '../registry/member.js';
 import type { MonitorSample } from '../monitor/types.js';
+import type { MemberLedger } from '../registry/ledger/index.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
 import { StateDb } from '../storage/state-db.js';
 import { RescueController } from './controller.js';
@@ -39,6 +40,14 @@ export interface RescueControlDeps {
   /** Rescuer side: a session's usage (UsageBook), sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
   readonly clock?: Clock;
+  /**
+   * Flood-insurance communities: builds this member's MemberLedger from its identity and its
+   * peers' keys (the registry client supplies it; see src/registry/ledger/index.ts).
+   */
+  readonly ledger?: (ctx: {
+    readonly identity: MemberIdentity;
+    readonly peerKey: (member: string) => KeyObject | undefined;
+  }) => MemberLedger;
 }
 
 export interface RescueControl {
@@ -96,6 +105,9 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   let registry: RegistryClient | undefined;
   /** Keys learned from the registry; re-added after a reload refills the map from the config. */
   const learned = new Map<string, KeyObject>();
+  // A live map: ControlServer looks keys up per message, so update() can swap them in place.
+  const peers = peerKeyMap(config.peers);
+  const ledger = deps.ledger?.({ identity, peerKey: (m) => peers.get(m) });
   const controller = new RescueController({
     settings,
     table,
@@ -112,9 +124,8 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
         peer: (id) => registry?.peer(id),
       },
     }),
+    ...(ledger ? { ledger } : {}),
   });
-  // A live map: ControlServer looks keys up per message, so update() can swap them in place.
-  const peers = peerKeyMap(config.peers);
   const server = new ControlServer({
     listen: config.control.listen,
     self: identity,

@@ -13,6 +13,14 @@ export const ControllerErrors = {
   CTL_ERR_MAX_SESSIONS: { message: 'this member already serves rescue.max_sessions rescue sessions' },
   CTL_ERR_NO_SPARE: { message: 'no spare capacity left within rescue.max_share' },
   CTL_ERR_ALREADY_RESCUING: { message: 'this member already rescues that origin' },
+  // Flood-insurance communities (the token ledger, src/registry/ledger): the reason names the LGR_ERR_* code.
+  CTL_ERR_NO_TOKENS: {
+    message: "the origin's token does not pay for a rescue (no token, or not enough available tokens)",
+  },
+  CTL_ERR_BAD_TOKEN: {
+    message: "the origin's token is not a valid spend (signature, key, payee, age, reuse or double spend)",
+  },
+  CTL_ERR_LEDGER_UNAVAILABLE: { message: 'the token ledger (registry) could not be asked; rescue declined' },
 } as const satisfies Record<string, { message: string }>;
 
 export type ControllerErrorCode = keyof typeof ControllerErrors;

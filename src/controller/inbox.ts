@@ -23,6 +23,21 @@ export interface InboxHost {
   /** The 200 OK to an SOS: accept or decline (the controller's policy, slide 18 "provide rescue"). */
   answerSos(from: string, body: SosBody): OkBody;
   purge(req: PurgeRequest): void;
+  /**
+   * Flood-insurance communities: the SOS token is checked (through the registry) only when the
+   * policy would accept (`precheck` null), so a busy member never holds an origin's tokens.
+   */
+  readonly tokens?: {
+    precheck(from: string, body: SosBody): OkBody | null;
+    check(from: string, token: string | undefined): Promise<OkBody | null>;
+    /** The token passed but the policy then declined: give the spend back. */
+    release(from: string, token: string | undefined): void;
+  };
+  /**
+   * Flood-insurance communities, at SHUTDOWN of `s`: the receipt for the ACK (the rescuer's signed
+   * half, or the origin's countersignature of `receipt`), or undefined.
+   */
+  settle?(s: Session, receipt: unknown): unknown;
 }
 
 /**
@@ -56,7 +71,7 @@ function inState(s: Session, type: string, allowed: readonly SessionState[]): vo
   }
 }
 
-export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody {
+export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody | Promise<ReplyBody> {
   const { table } = host;
   switch (msg.type) {
     case 'SOS': {
@@ -66,13 +81,25 @@ export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody 
           `SOS: ${msg.from} may ask for rescue only for itself, not ${msg.body.origin.id}`,
         );
       }
-      return host.answerSos(msg.from, msg.body);
+      const { tokens } = host;
+      if (tokens === undefined) return host.answerSos(msg.from, msg.body);
+      const early = tokens.precheck(msg.from, msg.body);
+      if (early !== null) return early;
+      const body = msg.body;
+      // The policy decides again after the ledger answered: things may have changed meanwhile.
+      return tokens.check(msg.from, body.token).then((no) => {
+        if (no !== null) return no;
+        const answer = host.answerSos(msg.from, body);
+        if (!answer.accepted) tokens.release(msg.from, body.token);
+        return answer;
+      });
     }
     case 'TOKEN': {
       const s = party(table, msg.from, msg.body.session, 'TOKEN', 'rescuer');
       inState(s, 'TOKEN', ['active']);
       table.renew(s);
-      table.setToken(s, msg.body.token); // no ledger yet (flood-insurance communities come later)
+      // Only stored: the ledger takes the spend from the SOS token (docs/PROTOCOL.md "Token ledger").
+      table.setToken(s, msg.body.token);
       return { ok: true, session: s.id! };
     }
     case 'RATE': {
@@ -92,8 +119,11 @@ export function handleMessage(host: InboxHost, msg: VerifiedMessage): ReplyBody 
       const s = party(table, msg.from, msg.body.session, 'SHUTDOWN');
       inState(s, 'SHUTDOWN', s.role === 'origin' ? ['active', 'ending'] : ['active']);
       if (msg.body.usage !== undefined) table.setUsage(s, msg.body.usage);
+      const receipt = host.settle?.(s, msg.body.receipt);
       table.end(s, `SHUTDOWN from ${msg.from}${msg.body.reason ? `: ${msg.body.reason}` : ''}`);
-      return { ok: true, session: msg.body.session };
+      return receipt === undefined
+        ? { ok: true, session: msg.body.session }
+        : ({ ok: true, session: msg.body.session, receipt } as ReplyBody);
     }
     case 'PURGE': {
       const s = party(table, msg.from, msg.body.session, 'PURGE', 'rescuer');

@@ -130,6 +130,12 @@ export class OriginSide {
       want_rate: want,
       ...(micro ? { micro_cache: { paths: [...micro.paths], ttl_s: micro.ttl_s } } : {}),
     };
+    // Flood insurance: a signed spend to this rescuer pays for the rescue.
+    const token = this.ctx.ledger?.token(peer.id);
+    if (token !== undefined) {
+      body.token = token;
+      table.setToken(session, token);
+    }
     this.ctx.track(
       this.ctx.transport.send(peer, 'SOS', body).then(
         (r) => this.onAnswer(session, peer, r.body),

@@ -21,6 +21,18 @@ export class RescuerSide {
 
   /** The 200 OK to an SOS. */
   answerSos(from: string, body: SosBody): OkBody {
+    const verdict = this.decide(from, body);
+    return 'grant' in verdict ? this.accept(from, body, verdict.grant) : verdict;
+  }
+
+  /** The decline the policy would answer this SOS with now, or null when it would accept. */
+  precheck(from: string, body: SosBody): OkBody | null {
+    const verdict = this.decide(from, body);
+    return 'grant' in verdict ? null : verdict;
+  }
+
+  /** Accept (with the rate to grant) or the decline. */
+  private decide(from: string, body: SosBody): OkBody | { grant: number } {
     const { table, log } = this.ctx;
     const s = this.ctx.settings();
     const mode = this.ctx.mode();
@@ -44,6 +56,12 @@ export class RescuerSide {
       this.ctx.would(`accept SOS from ${from} with Rr ${rate} req/s`);
       return decline('CTL_ERR_MODE_OBSERVE', `would grant ${rate} req/s`);
     }
+    return { grant: rate };
+  }
+
+  private accept(from: string, body: SosBody, rate: number): OkBody {
+    const { table } = this.ctx;
+    const s = this.ctx.settings();
     // Dynamic virtual hosting (slide 16): vhN.<own name>, N from the persisted, never-reused counter.
     const n = table.allocateVhostN();
     const { vhost, vhostUrl } = virtualHost(s, n);
@@ -65,6 +83,8 @@ export class RescuerSide {
       },
       reason: `SOS from ${from} accepted: ${vhost}, Rr ${rate} of ${body.want_rate} req/s wanted`,
     });
+    // Flood insurance: the spend that pays for it (its seq goes in the receipt).
+    if (body.token !== undefined) table.setToken(session, body.token);
     this.rateChangedMs.set(session.key, table.clock.now());
     this.ctx.decided(`accept SOS from ${from}`);
     return { accepted: true, session: id, vhost, vhost_url: vhostUrl, rate, lease_ms: s.leaseMs };

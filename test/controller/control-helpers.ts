@@ -145,7 +145,7 @@ export class LoopNet {
           body,
         } as VerifiedMessage;
         try {
-          return { body: target.onMessage(msg) } as never;
+          return { body: await target.onMessage(msg) } as never;
         } catch (err) {
           if (!(err instanceof RescueError)) throw err;
           throw new RescueError(err.code, undefined, {
@@ -180,6 +180,7 @@ export function member(
   config: Config,
   db: StateDb = StateDb.open(':memory:'),
   usage?: ControllerOptions['usage'],
+  ledger?: ControllerOptions['ledger'],
 ): TestMember {
   const settings = rescueSettings(config);
   const table = new SessionTable({ db, logger: quiet, clock, drainMs: settings.drainMs });
@@ -195,6 +196,7 @@ export function member(
     publishServing: (v) => views.push(v),
     onPurge: (p) => purges.push(p),
     usage,
+    ledger,
   });
   net.members.set(settings.self, controller);
   return { name: settings.self, controller, table, db, redirects, views, purges };
