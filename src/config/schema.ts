@@ -1,6 +1,7 @@
 // The one configuration schema (STYLE.md 5): the Config type is derived from it, every
 // default lives here, and a loaded config is validated once, then frozen.
 import { z } from 'zod';
+import { ledgerPolicySchema } from '../registry/ledger/policy.js';
 import { checkZones } from '../../dns/snapshot.js';
 import type { ZoneConfig } from '../../dns/types.js';
 
@@ -293,8 +294,8 @@ export const registryCommunitySchema = z
     name: communityName,
     /** open: anyone registers; closed: admitted keys only; flood-insurance: closed + token ledger. */
     type: z.enum(['open', 'closed', 'flood-insurance']).default('open'),
-    /** Token ledger policy (flood-insurance): starting balance, prices; see the ledger module. */
-    policy: z.record(z.string(), z.unknown()).default({}),
+    /** Token ledger policy (flood-insurance): starting balance, prices, spend amount, holds. */
+    policy: ledgerPolicySchema.prefault({}),
   })
   .strict();
 

@@ -10,6 +10,9 @@ import { RegistryError, isRegistryErrorCode } from './errors.js';
 import {
   DEREGISTER_PATH,
   DIRECTORY_PATH,
+  LEDGER_BALANCE_PATH,
+  LEDGER_SPEND_PATH,
+  LEDGER_SUBMIT_PATH,
   LOOKUP_PATH,
   REGISTER_PATH,
   type Candidate,
@@ -17,6 +20,7 @@ import {
   type Registration,
   type RequestType,
 } from './messages.js';
+import type { Balance, LedgerRecord, SpendRecord, SpendVerdict } from './ledger/index.js';
 import { parseJson, sealRequest, signedBy } from './signed.js';
 
 /** Where registries are: fixed URLs, or a resolver (DNS SRV) asked again on every fail-over round. */
@@ -156,6 +160,34 @@ export class RegistryClient {
     const members = Array.isArray(answer.members) ? answer.members : [];
     for (const m of members) this.learn(m);
     return members;
+  }
+
+  // ---- token ledger (flood-insurance communities): SpendChecker and ReceiptSink for MemberLedger ----
+
+  /** The rescuer's question before it accepts an SOS: is this spend (paying us) good? Recorded if so. */
+  async admitSpend(spend: SpendRecord, payee: string): Promise<SpendVerdict> {
+    if (payee !== this.opts.registration.id)
+      throw new RegistryError('REG_ERR_BAD_REQUEST', 'a member admits only spends paying itself');
+    const { community } = this.opts.registration;
+    const answer = (await this.call(LEDGER_SPEND_PATH, 'ledger-spend', { community, spend })) as {
+      verdict?: SpendVerdict;
+    };
+    if (answer.verdict === undefined) throw new RegistryError('REG_ERR_BAD_REPLY', 'no verdict');
+    return answer.verdict;
+  }
+
+  /** Hands a signed record (a receipt, a release) to the registry's ledger. */
+  async submit(record: LedgerRecord): Promise<void> {
+    const { community } = this.opts.registration;
+    await this.call(LEDGER_SUBMIT_PATH, 'ledger-submit', { community, record });
+  }
+
+  async balance(account: string = this.opts.registration.id): Promise<Balance> {
+    const { community } = this.opts.registration;
+    const answer = (await this.call(LEDGER_BALANCE_PATH, 'ledger-balance', { community, account })) as {
+      balance: Balance;
+    };
+    return answer.balance;
   }
 
   /** Stops renewing and deregisters (best effort: an unreachable registry lets the lease lapse). */

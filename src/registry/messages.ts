@@ -16,6 +16,9 @@ export const HEALTH_PATH = '/v1/health';
 export const ADMIT_PATH = '/v1/admin/admit';
 export const REVOKE_PATH = '/v1/admin/revoke';
 export const STATUS_PATH = '/v1/admin/status';
+export const LEDGER_SUBMIT_PATH = '/v1/ledger/submit';
+export const LEDGER_SPEND_PATH = '/v1/ledger/admit-spend';
+export const LEDGER_BALANCE_PATH = '/v1/ledger/balance';
 
 const community = z.string().regex(/^[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?$/, 'not a community name');
 const publicKey = z
@@ -111,7 +114,17 @@ export const envelopeSchema = z
     to: z.string().min(1).max(253),
     ts: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
     nonce: z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be base64url of 16 bytes'),
-    type: z.enum(['register', 'deregister', 'lookup', 'directory', 'push', 'sync']),
+    type: z.enum([
+      'register',
+      'deregister',
+      'lookup',
+      'directory',
+      'push',
+      'sync',
+      'ledger-submit',
+      'ledger-spend',
+      'ledger-balance',
+    ]),
     body: z.unknown(),
   })
   .strict();

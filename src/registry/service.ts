@@ -14,6 +14,7 @@ import { resolveAdminToken } from '../admin/token.js';
 import type { RegistryServiceConfig } from '../config/schema.js';
 import { admitKey, Directory, memberKey } from './directory.js';
 import { RegistryError } from './errors.js';
+import { RegistryLedgers } from './ledger-routes.js';
 import { Mesh } from './mesh.js';
 import {
   admitSchema,
@@ -63,6 +64,8 @@ export class RegistryService {
   readonly store: RegistryStore;
   readonly directory: Directory;
   readonly mesh: Mesh;
+  /** Token ledgers of the flood-insurance communities. */
+  readonly ledgers: RegistryLedgers;
   readonly publicKey: string;
   readonly adminToken: string;
   readonly adminTokenGenerated: boolean;
@@ -96,8 +99,11 @@ export class RegistryService {
     this.store = RegistryStore.open(config.state_file, { self: config.id, now: this.now });
     this.store.defineKind('member', this.directory.memberKind);
     this.store.defineKind('admit', this.directory.admitKind);
+    this.ledgers = new RegistryLedgers(config.communities, this.store, this.directory, this.log);
+    this.store.defineKind('ledger', this.ledgers.kind);
     this.store.replay('admit');
     this.store.replay('member');
+    this.store.replay('ledger');
     this.mesh = new Mesh({
       self: { id: config.id, privateKey: this.privateKey },
       peers: config.peers,
@@ -113,7 +119,7 @@ export class RegistryService {
       adminListen: config.admin.listen,
       adminToken: this.adminToken,
       maxBodyBytes: config.max_body_bytes,
-      routes: { ...this.routes(), ...opts.extraRoutes?.(this) },
+      routes: { ...this.routes(), ...this.ledgers.routes(this), ...opts.extraRoutes?.(this) },
       adminRoutes: { ...this.adminRoutes(), ...opts.extraAdminRoutes?.(this) },
       health: () => ({
         ok: true,
