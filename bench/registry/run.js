@@ -1,3 +1,4 @@
+/* global fetch */
 // `node bench/registry/run.js` (`npm run bench:registry`): (1) signed lookups/s of one registry
 // process holding 10k registered members, on one core, beside a bare node:http server answering
 // the same JSON bytes (the anchor; ratio printed); target >= 5k lookups/s. (2) Time for 3
