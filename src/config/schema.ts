@@ -285,6 +285,8 @@ export const registryClientSchema = z
     publish_interval_ms: positiveInt.default(5_000),
     /** Per-request timeout to one registry before failing over to the next. */
     timeout_ms: positiveInt.default(3_000),
+    /** Flood-insurance communities: the token ledger policy (the registry's community policy). */
+    ledger: ledgerPolicySchema.optional(),
   })
   .strict()
   .prefault({});

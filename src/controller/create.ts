@@ -20,7 +20,7 @@ import { registryConfigured, type Config } from '../config/schema.js';
 import { RegistryClient } from '../registry/client.js';
 import { memberRegistration, registrySource, spareFromSample } from '../registry/member.js';
 import type { MonitorSample } from '../monitor/types.js';
-import type { MemberLedger } from '../registry/ledger/index.js';
+import { MemberLedger } from '../registry/ledger/index.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
 import { StateDb } from '../storage/state-db.js';
 import { RescueController } from './controller.js';
@@ -74,6 +74,32 @@ export interface RescueControl {
   close(opts?: { shutdown?: boolean }): Promise<void>;
 }
 
+/**
+ * Flood-insurance (registry.ledger set): the member's ledger asks the registry client to admit
+ * spends and takes its receipts; the client exists once the control listener is up.
+ */
+function registryLedger(
+  config: Config,
+  registry: () => RegistryClient | undefined,
+): RescueControlDeps['ledger'] {
+  const policy = config.registry.ledger;
+  if (policy === undefined || !registryConfigured(config.registry)) return undefined;
+  const client = (): RegistryClient => {
+    const r = registry();
+    if (!r) throw new Error('the registry client is not started');
+    return r;
+  };
+  return ({ identity, peerKey }) =>
+    new MemberLedger({
+      community: config.registry.community,
+      policy,
+      self: identity,
+      peerKey,
+      registry: { admitSpend: (spend, payee) => client().admitSpend(spend, payee) },
+      sink: { submit: (record) => client().submit(record) },
+    });
+}
+
 /** Loads the member key, creating it (0600, parent 0700) on first start. */
 export function loadOrCreateIdentity(
   id: string,
@@ -107,7 +133,10 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   const learned = new Map<string, KeyObject>();
   // A live map: ControlServer looks keys up per message, so update() can swap them in place.
   const peers = peerKeyMap(config.peers);
-  const ledger = deps.ledger?.({ identity, peerKey: (m) => peers.get(m) });
+  const ledger = (deps.ledger ?? registryLedger(config, () => registry))?.({
+    identity,
+    peerKey: (m) => peers.get(m),
+  });
   const controller = new RescueController({
     settings,
     table,
