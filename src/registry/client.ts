@@ -19,6 +19,7 @@ import {
   type DirectoryEntry,
   type Registration,
   type RequestType,
+  WANT_SIGNED_HEADER,
 } from './messages.js';
 import type { Balance, LedgerRecord, SpendRecord, SpendVerdict } from './ledger/index.js';
 import { parseJson, sealRequest, signedBy } from './signed.js';
@@ -270,7 +271,7 @@ export class RegistryClient {
     try {
       res = await fetch(url + path, {
         method: 'POST',
-        headers: sealed.headers,
+        headers: this.trusted.length > 0 ? { ...sealed.headers, [WANT_SIGNED_HEADER]: '1' } : sealed.headers,
         body: sealed.bytes,
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 3_000),
       });

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { SENDER_HEADER } from '../../rescue-protocol/envelope.js';
 import { parsePublicKey } from '../../rescue-protocol/keys.js';
 import { RegistryError } from './errors.js';
-import { MESH_PUSH_PATH, MESH_SYNC_PATH, meshSyncReplySchema } from './messages.js';
+import { MESH_PUSH_PATH, MESH_SYNC_PATH, meshSyncReplySchema, WANT_SIGNED_HEADER } from './messages.js';
 import type { RegistryRecord } from './records.js';
 import { sealRequest, signedBy, parseJson, describeIssues } from './signed.js';
 import type { RegistryStore } from './store.js';
@@ -134,7 +134,7 @@ export class Mesh {
     try {
       res = await fetch(peer.url + path, {
         method: 'POST',
-        headers: sealed.headers,
+        headers: { ...sealed.headers, [WANT_SIGNED_HEADER]: '1' },
         body: sealed.bytes,
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
       });

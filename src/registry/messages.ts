@@ -13,6 +13,8 @@ export const DIRECTORY_PATH = '/v1/directory';
 export const MESH_PUSH_PATH = '/v1/mesh/push';
 export const MESH_SYNC_PATH = '/v1/mesh/sync';
 export const HEALTH_PATH = '/v1/health';
+/** A request header asking for a signed answer ("1"): registries and clients with registry keys send it. */
+export const WANT_SIGNED_HEADER = 'dotslash-want-signed';
 export const ADMIT_PATH = '/v1/admin/admit';
 export const REVOKE_PATH = '/v1/admin/revoke';
 export const STATUS_PATH = '/v1/admin/status';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { readCapped } from '../../rescue-protocol/http-body.js';
 import { NonceCache } from '../../rescue-protocol/replay.js';
 import { errorBody, RegistryError, RegistryErrors, type RegistryErrorCode } from './errors.js';
-import type { RegistryEnvelope, RequestType } from './messages.js';
+import { WANT_SIGNED_HEADER, type RegistryEnvelope, type RequestType } from './messages.js';
 import { openRequest, parseJson, sealJson } from './signed.js';
 
 const JSON_TYPE = /^application\/json[ \t]*(;.*)?$/i;
@@ -136,12 +136,13 @@ export class RegistryServer {
       nonces: this.nonces,
     });
     const answer = await route.handle(env);
-    // Signed, and bound to the request by its nonce, so a client can trust what it learns.
-    const sealed = sealJson(
-      this.opts.id,
-      { v: 1, re: env.nonce, from: this.opts.id, ...(answer as object) },
-      this.opts.privateKey,
-    );
+    // Bound to the request by its nonce; signed when the client will verify it (it says so:
+    // signing costs about as much as the whole lookup, and a client without registry keys cannot check).
+    const reply = { v: 1, re: env.nonce, from: this.opts.id, ...(answer as object) };
+    const sealed =
+      req.headers[WANT_SIGNED_HEADER] === '1'
+        ? sealJson(this.opts.id, reply, this.opts.privateKey)
+        : { bytes: Buffer.from(JSON.stringify(reply)), headers: { 'content-type': 'application/json' } };
     res.writeHead(200, {
       ...sealed.headers,
       'cache-control': 'no-store',
