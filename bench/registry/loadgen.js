@@ -1,27 +1,26 @@
 // Load generator for the registry bench: pre-signs N lookup requests (each a fresh nonce, so the
-// registry's replay cache accepts every one), then sends them over `connections` keep-alive
+// registry's replay cache accepts every one; signed in turn by several origins, as the replay
+// cache bounds the nonces it keeps per sender), then sends them over `connections` keep-alive
 // connections for `seconds` and prints one JSON line: { requests, errors, seconds, rps }.
 import http from 'node:http';
 import fs from 'node:fs';
 import { parsePrivateKey } from '../../dist/rescue-protocol/keys.js';
 import { sealRequest } from '../../dist/src/registry/signed.js';
 
-const [url, keyFile, origin, community, seconds, connections, presign] = process.argv.slice(2);
-const key = parsePrivateKey(fs.readFileSync(keyFile, 'utf8'));
+// originsFile: JSON [{ id, pem }] of registered members to sign as.
+const [url, originsFile, community, seconds, connections, presign] = process.argv.slice(2);
+const origins = JSON.parse(fs.readFileSync(originsFile, 'utf8')).map((o) => ({
+  id: o.id,
+  key: parsePrivateKey(o.pem),
+}));
 const target = new URL(url);
 const n = Number(presign);
 const sealed = [];
-for (let i = 0; i < n; i++)
-  sealed.push(
-    sealRequest(
-      origin,
-      community,
-      'lookup',
-      { community, origin, exclude: [], limit: 4 },
-      key,
-      Date.now() + 5_000,
-    ),
-  );
+for (let i = 0; i < n; i++) {
+  const o = origins[i % origins.length];
+  const body = { community, origin: o.id, exclude: [], limit: 4 };
+  sealed.push(sealRequest(o.id, community, 'lookup', body, o.key, Date.now() + 5_000));
+}
 process.stdout.write('signed\n');
 await new Promise((r) => process.stdin.once('data', r)); // go
 

@@ -145,9 +145,9 @@ function lineOf(child) {
 }
 
 /** One measured run of the load generator against `url`; returns its JSON result. */
-async function load(url, keyFile, origin) {
-  // Enough for ~12k req/s; a run that uses them all up stops early and reports requests / time taken.
-  const presign = Math.min(100_000, Math.ceil(DURATION * 12_000));
+async function load(url, originsFile) {
+  // Enough for ~8k req/s; a run that uses them all up stops early and reports requests / time taken.
+  const presign = Math.min(100_000, Math.ceil(DURATION * 8_000));
   const gen = spawn(
     ...(LOAD_CPU ? ['taskset', ['-c', LOAD_CPU, process.execPath]] : [process.execPath, []]).flatMap(
       (x, i) =>
@@ -158,8 +158,7 @@ async function load(url, keyFile, origin) {
                 ...x,
                 path.join(here, 'loadgen.js'),
                 url,
-                keyFile,
-                origin,
+                originsFile,
                 COMMUNITY,
                 String(DURATION),
                 String(CONNECTIONS),
@@ -211,29 +210,38 @@ async function lookupBench() {
   cfg.write([]);
   // 10k members written straight into the store file (the registry loads them at start).
   const store = RegistryStore.open(path.join(cfg.dir, 'registry.db'), { self: cfg.name });
-  const originKey = generateKeyPair();
+  // The first ORIGINS members sign the lookups (the replay cache bounds nonces per sender).
+  const ORIGINS = 16;
+  const origins = Array.from({ length: ORIGINS }, (_, i) => ({
+    id: `origin${i}.bench`,
+    ...generateKeyPair(),
+  }));
   const expires = Date.now() + 3_600_000;
   const someKey = generateKeyPair().publicKey;
   say(`writing ${MEMBERS} members into the store`);
   for (let i = 0; i < MEMBERS; i++) {
-    const id = i === 0 ? 'origin.bench' : `m${i}.bench`;
-    const pk = i === 0 ? originKey.publicKey : someKey;
+    const o = origins[i];
+    const id = o ? o.id : `m${i}.bench`;
+    const pk = o ? o.publicKey : someKey;
     store.local('member', `${COMMUNITY}/${id}`, registration(id, pk, 1_000_000 + ((i * 7919) % 10_000_000)), {
       expiresAt: expires,
     });
   }
   store.close();
-  const keyFile = path.join(tmp, 'origin.key');
-  fs.writeFileSync(keyFile, originKey.privateKeyPem, { mode: 0o600 });
+  const originsFile = path.join(tmp, 'origins.json');
+  fs.writeFileSync(originsFile, JSON.stringify(origins.map((o) => ({ id: o.id, pem: o.privateKeyPem }))), {
+    mode: 0o600,
+  });
+  const originKey = origins[0];
 
   const reg = runRegistry(cfg, SERVER_CPU);
   await waitHealth(cfg.url, reg);
   // One real answer: the anchor serves exactly these bytes.
   const sealed = sealRequest(
-    'origin.bench',
+    originKey.id,
     COMMUNITY,
     'lookup',
-    { community: COMMUNITY, origin: 'origin.bench', exclude: [], limit: 4 },
+    { community: COMMUNITY, origin: originKey.id, exclude: [], limit: 4 },
     parsePrivateKey(originKey.privateKeyPem),
   );
   const sample = await fetch(`${cfg.url}/v1/lookup`, {
@@ -264,8 +272,7 @@ async function lookupBench() {
       (which === 'ours' ? bare : reg).kill('SIGSTOP');
       const res = await load(
         which === 'ours' ? `${cfg.url}/v1/lookup` : `http://${HOST}:${barePort}/v1/lookup`,
-        keyFile,
-        'origin.bench',
+        originsFile,
       );
       (which === 'ours' ? bare : reg).kill('SIGCONT');
       if (res.errors > 0) throw new Error(`${which}: ${res.errors} errors`);
@@ -357,7 +364,7 @@ try {
       `- Command: \`node bench/registry/run.js${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\``,
       `- Date: ${now}`,
       `- Machine: ${os.cpus().length} CPUs, ${cpu}; Node ${process.version}; load average at start ${load0}`,
-      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-signed lookups (fresh nonce each) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry verifies each Ed25519 signature, checks the nonce, ranks and signs its answer.`,
+      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-signed lookups (fresh nonce each, signed in turn by 16 registered origins) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry verifies each Ed25519 signature, checks the nonce, ranks and signs its answer.`,
       '',
       ...lines,
       '',
