@@ -22,7 +22,7 @@ import {
   WANT_SIGNED_HEADER,
 } from './messages.js';
 import type { Balance, LedgerRecord, SpendRecord, SpendVerdict } from './ledger/index.js';
-import { parseJson, sealRequest, signedBy } from './signed.js';
+import { macRequest, parseJson, sealRequest, signedBy } from './signed.js';
 
 /** Where registries are: fixed URLs, or a resolver (DNS SRV) asked again on every fail-over round. */
 export type RegistrySource = readonly string[] | (() => Promise<readonly string[]>);
@@ -59,6 +59,8 @@ export class RegistryClient {
   private preferred = 0;
   private found: Candidate[] = [];
   private readonly known = new Map<string, Peer>();
+  /** Registry URL -> the session key its registration answer gave us (for lookups). */
+  private readonly sessionKeys = new Map<string, Buffer>();
   private lookingUp: Promise<void> | null = null;
   private registering: Promise<void> | null = null;
   /** The registry URL that last accepted our registration (tests, status). */
@@ -266,7 +268,12 @@ export class RegistryClient {
 
   private async post(url: string, path: string, type: RequestType, body: unknown): Promise<unknown> {
     const { id, privateKey } = this.opts.self;
-    const sealed = sealRequest(id, this.opts.registration.community, type, body, privateKey);
+    const community = this.opts.registration.community;
+    // Reads go with this registry's session key (cheap to check); everything else is signed.
+    const macKey = type === 'lookup' || type === 'directory' ? this.sessionKeys.get(url) : undefined;
+    const sealed = macKey
+      ? macRequest(id, community, type, body, macKey)
+      : sealRequest(id, community, type, body, privateKey);
     let res: Response;
     try {
       res = await fetch(url + path, {
@@ -298,9 +305,11 @@ export class RegistryClient {
         'REG_ERR_BAD_REPLY',
         `${url}: answer not signed by a trusted registry (${String(headers[SENDER_HEADER])})`,
       );
-    const answer = parseJson(bytes) as { re?: unknown };
+    const answer = parseJson(bytes) as { re?: unknown; session_key?: unknown };
     if (answer.re !== sealed.nonce)
       throw new RegistryError('REG_ERR_BAD_REPLY', `${url}: answer not bound to the request`);
+    if (type === 'register' && typeof answer.session_key === 'string')
+      this.sessionKeys.set(url, Buffer.from(answer.session_key, 'base64url'));
     return answer;
   }
 }

@@ -22,6 +22,8 @@ export interface SignedRoute {
   readonly maxBytes?: number;
   /** The sender's key for this envelope; throws RegistryError (UNKNOWN_SENDER, BAD_REQUEST...). */
   keyOf(env: RegistryEnvelope): KeyObject;
+  /** Read-only routes (lookup, directory): the sender's session key, for a MAC instead of a signature. */
+  macKeyOf?(env: RegistryEnvelope): Buffer | undefined;
   /** Whether `to` names something this route serves (a community, or this registry's id). */
   to(to: string): boolean;
   handle(env: RegistryEnvelope): unknown;
@@ -134,6 +136,7 @@ export class RegistryServer {
       },
       to: (t) => route.to(t),
       nonces: this.nonces,
+      ...(route.macKeyOf && { macKeyOf: (e: RegistryEnvelope) => route.macKeyOf!(e) }),
     });
     const answer = await route.handle(env);
     // Bound to the request by its nonce; signed when the client will verify it (it says so:

@@ -1,6 +1,6 @@
 // Assembles a registry from its config: key, store, directory index, mesh and listeners, and the
 // routes that tie them together (what `dotslash registry -c FILE` runs).
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -195,6 +195,16 @@ export class RegistryService {
     return this.keyObject(reg.public_key);
   }
 
+  /** Member (community/id) -> the session key this registry gave it, and the key it registered with. */
+  private readonly sessionKeys = new Map<string, { key: Buffer; publicKey: string }>();
+
+  /** The live member's session key (a lapsed or re-keyed registration has none). */
+  sessionKey(community: string, id: string): Buffer | undefined {
+    const reg = this.directory.live(community, id);
+    const s = this.sessionKeys.get(memberKey(community, id));
+    return reg && s && s.publicKey === reg.public_key ? s.key : undefined;
+  }
+
   /** Parsed keys by text: parsing costs more than the lookup it authenticates. */
   private readonly keys = new Map<string, KeyObject>();
   private keyObject(text: string): KeyObject {
@@ -281,6 +291,7 @@ export class RegistryService {
         type: 'lookup',
         to: communityTo,
         keyOf: (env) => this.memberKey(env.to, env.from),
+        macKeyOf: (env) => this.sessionKey(env.to, env.from),
         handle: (env) => {
           const q = parse(lookupSchema, env.body);
           if (q.community !== env.to || q.origin !== env.from)
@@ -295,6 +306,7 @@ export class RegistryService {
         type: 'directory',
         to: communityTo,
         keyOf: (env) => this.memberKey(env.to, env.from),
+        macKeyOf: (env) => this.sessionKey(env.to, env.from),
         handle: (env) => {
           const d = parse(directorySchema, env.body);
           if (d.community !== env.to)
@@ -337,8 +349,22 @@ export class RegistryService {
     if (live && live.public_key !== reg.public_key)
       throw new RegistryError('REG_ERR_KEY_MISMATCH', `${reg.id} until its lease lapses`);
     const expiresAt = this.now() + reg.lease_ms;
-    this.update('member', memberKey(reg.community, reg.id), reg, { expiresAt });
-    return { registered: true, registry: this.config.id, lease_ms: reg.lease_ms, expires_at: expiresAt };
+    const key = memberKey(reg.community, reg.id);
+    this.update('member', key, reg, { expiresAt });
+    // This registry's session key for the member's lookups (kept in memory only: a restarted
+    // registry answers REG_ERR_UNKNOWN_SENDER and the member registers again for a new one).
+    let session = this.sessionKeys.get(key);
+    if (!session || session.publicKey !== reg.public_key) {
+      session = { key: randomBytes(32), publicKey: reg.public_key };
+      this.sessionKeys.set(key, session);
+    }
+    return {
+      registered: true,
+      registry: this.config.id,
+      lease_ms: reg.lease_ms,
+      expires_at: expiresAt,
+      session_key: session.key.toString('base64url'),
+    };
   }
 
   private adminRoutes(): Record<string, { method: 'GET' | 'POST'; run: AdminRoute }> {

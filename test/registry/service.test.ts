@@ -1,7 +1,8 @@
 // The registry in-process: registration under a lease, lookup ranking, closed communities, and
 // refusals of bad input with clear codes and nothing stored.
 import { afterEach, describe, expect, it } from 'vitest';
-import { sealRequest } from '../../src/registry/signed.js';
+import { randomBytes } from 'node:crypto';
+import { macRequest, sealRequest } from '../../src/registry/signed.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { LOOKUP_PATH, REGISTER_PATH } from '../../src/registry/messages.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -180,6 +181,29 @@ describe('registry service', () => {
     ).toBe('REG_ERR_UNKNOWN_SENDER');
   });
 
+  it('lookups may carry a session-key MAC instead of a signature; registrations may not', async () => {
+    const svc = await start();
+    const m = member('m.test');
+    const r = await post(svc, m, REGISTER_PATH, 'register', m.registration());
+    const key = Buffer.from(String(r.body.session_key), 'base64url');
+    expect(key.length).toBe(32);
+    const send = async (path: string, type: 'lookup' | 'register', body: unknown, k: Buffer) => {
+      const req = macRequest(m.id, 'default', type, body, k);
+      const res = await fetch(svc.url + path, { method: 'POST', headers: req.headers, body: req.bytes });
+      return (await res.json()) as { candidates?: unknown[]; error?: { code: string } };
+    };
+    expect(
+      (await send(LOOKUP_PATH, 'lookup', { community: 'default', origin: m.id }, key)).candidates,
+    ).toEqual([]);
+    expect(
+      (await send(LOOKUP_PATH, 'lookup', { community: 'default', origin: m.id }, randomBytes(32))).error
+        ?.code,
+    ).toBe('REG_ERR_BAD_SIGNATURE');
+    expect((await send(REGISTER_PATH, 'register', m.registration(), key)).error?.code).toBe(
+      'REG_ERR_UNSIGNED',
+    );
+  });
+
   it('a closed community refuses an unadmitted key; admit and revoke work through the admin API', async () => {
     const svc = await start({ communities: [{ name: 'club', type: 'closed' }] });
     const m = member('m.test', 'club');
@@ -232,7 +256,7 @@ describe('registry service', () => {
     await b.start();
     expect(a.registered && b.registered).toBe(true);
     expect(b.current).toBe(svc.url);
-    const found = await a.lookup([]);
+    const found = await a.lookup([]); // with the session key of a's registration (a MAC)
     expect(found.map((c) => c.id)).toEqual(['b.test']);
     expect(a.candidates().map((p) => p.id)).toEqual(['b.test']);
     expect(learned).toContain('a.test'); // b learned a from the directory
