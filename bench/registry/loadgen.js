@@ -5,13 +5,14 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import { parsePrivateKey } from '../../dist/rescue-protocol/keys.js';
-import { sealRequest } from '../../dist/src/registry/signed.js';
+import { macRequest, sealRequest } from '../../dist/src/registry/signed.js';
 
-// originsFile: JSON [{ id, pem }] of registered members to sign as.
+// originsFile: JSON [{ id, pem, sessionKey? }] of registered members (with a session key: MAC, else signed).
 const [url, originsFile, community, seconds, connections, presign] = process.argv.slice(2);
 const origins = JSON.parse(fs.readFileSync(originsFile, 'utf8')).map((o) => ({
   id: o.id,
   key: parsePrivateKey(o.pem),
+  mac: o.sessionKey ? Buffer.from(o.sessionKey, 'base64url') : null,
 }));
 const target = new URL(url);
 const n = Number(presign);
@@ -19,7 +20,12 @@ const sealed = [];
 for (let i = 0; i < n; i++) {
   const o = origins[i % origins.length];
   const body = { community, origin: o.id, exclude: [], limit: 4 };
-  sealed.push(sealRequest(o.id, community, 'lookup', body, o.key, Date.now() + 5_000));
+  const ts = Date.now() + 5_000;
+  sealed.push(
+    o.mac
+      ? macRequest(o.id, community, 'lookup', body, o.mac, ts)
+      : sealRequest(o.id, community, 'lookup', body, o.key, ts),
+  );
 }
 process.stdout.write('signed\n');
 await new Promise((r) => process.stdin.once('data', r)); // go

@@ -228,14 +228,37 @@ async function lookupBench() {
     });
   }
   store.close();
-  const originsFile = path.join(tmp, 'origins.json');
-  fs.writeFileSync(originsFile, JSON.stringify(origins.map((o) => ({ id: o.id, pem: o.privateKeyPem }))), {
-    mode: 0o600,
-  });
   const originKey = origins[0];
 
   const reg = runRegistry(cfg, SERVER_CPU);
   await waitHealth(cfg.url, reg);
+  // Each origin registers once over HTTP (signed) for its session key, as a daemon does.
+  for (const o of origins) {
+    const r = sealRequest(
+      o.id,
+      COMMUNITY,
+      'register',
+      registration(o.id, o.publicKey, 1_000_000),
+      parsePrivateKey(o.privateKeyPem),
+    );
+    const res = await fetch(`${cfg.url}/v1/register`, { method: 'POST', headers: r.headers, body: r.bytes });
+    const answer = await res.json();
+    if (res.status !== 200) throw new Error(`register ${o.id}: ${JSON.stringify(answer)}`);
+    o.sessionKey = answer.session_key;
+  }
+  const originsFile = path.join(tmp, 'origins.json');
+  const write = (auth) =>
+    fs.writeFileSync(
+      originsFile,
+      JSON.stringify(
+        origins.map((o) => ({
+          id: o.id,
+          pem: o.privateKeyPem,
+          ...(auth === 'mac' && { sessionKey: o.sessionKey }),
+        })),
+      ),
+      { mode: 0o600 },
+    );
   // One real answer: the anchor serves exactly these bytes.
   const sealed = sealRequest(
     originKey.id,
@@ -264,10 +287,14 @@ async function lookupBench() {
   await lineOf(bare);
   // Alternate the order every round, so drift in machine load hits both alike.
   const ours = [];
+  const signed = [];
   const anchor = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['ours', 'bare'] : ['bare', 'ours'];
-    for (const which of order) {
+    const order = r % 2 === 0 ? ['ours', 'signed', 'bare'] : ['bare', 'signed', 'ours'];
+    for (const run of order) {
+      // "ours": lookups with the session-key MAC (what daemons send); "signed": Ed25519 on each.
+      write(run === 'signed' ? 'signature' : 'mac');
+      const which = run === 'bare' ? 'bare' : 'ours';
       // Only the measured server may run on the server core: the other one is stopped.
       (which === 'ours' ? bare : reg).kill('SIGSTOP');
       const res = await load(
@@ -276,15 +303,15 @@ async function lookupBench() {
       );
       (which === 'ours' ? bare : reg).kill('SIGCONT');
       if (res.errors > 0) throw new Error(`${which}: ${res.errors} errors`);
-      (which === 'ours' ? ours : anchor).push(res.rps);
+      (run === 'ours' ? ours : run === 'signed' ? signed : anchor).push(res.rps);
       say(
-        `round ${r + 1} ${which}: ${Math.round(res.rps)} req/s${res.exhausted ? ' (pre-signed requests ran out: raise presign)' : ''}`,
+        `round ${r + 1} ${run}: ${Math.round(res.rps)} req/s${res.exhausted ? ' (pre-signed requests ran out: raise presign)' : ''}`,
       );
     }
   }
   reg.kill('SIGTERM');
   bare.kill('SIGTERM');
-  return { ours, anchor, candidates, answerBytes: sampleBody.length };
+  return { ours, signed, anchor, candidates, answerBytes: sampleBody.length };
 }
 
 async function meshBench() {
@@ -342,7 +369,8 @@ try {
   const rows = [
     `| server | median req/s | rounds |`,
     `| --- | ---: | --- |`,
-    `| registry: signed POST /v1/lookup, ${MEMBERS} members, ${lk.candidates} candidates answered | ${Math.round(ours).toLocaleString('en')} | ${lk.ours.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`,
+    `| registry: POST /v1/lookup with the session-key MAC, ${MEMBERS} members, ${lk.candidates} candidates answered | ${Math.round(ours).toLocaleString('en')} | ${lk.ours.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`,
+    `| registry: the same, Ed25519-signed | ${Math.round(median(lk.signed)).toLocaleString('en')} | ${lk.signed.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`,
     `| bare node:http, same ${lk.answerBytes}-byte JSON answer | ${Math.round(anchor).toLocaleString('en')} | ${lk.anchor.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`,
   ];
   const lines = [
@@ -364,7 +392,7 @@ try {
       `- Command: \`node bench/registry/run.js${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\``,
       `- Date: ${now}`,
       `- Machine: ${os.cpus().length} CPUs, ${cpu}; Node ${process.version}; load average at start ${load0}`,
-      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-signed lookups (fresh nonce each, signed in turn by 16 registered origins) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry verifies each Ed25519 signature, checks the nonce, ranks and signs its answer.`,
+      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-built lookups (fresh nonce each, from 16 registered origins in turn; authenticated by the session-key HMAC the registration answer gave, or Ed25519-signed) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry verifies each Ed25519 signature, checks the nonce, ranks and signs its answer.`,
       '',
       ...lines,
       '',
