@@ -1,4 +1,4 @@
-/* global fetch */
+/* global fetch, AbortSignal */
 // `node bench/registry/run.js` (`npm run bench:registry`): (1) signed lookups/s of one registry
 // process holding 10k registered members, on one core, beside a bare node:http server answering
 // the same JSON bytes (the anchor; ratio printed); target >= 5k lookups/s. (2) Time for 3
@@ -106,7 +106,7 @@ async function waitHealth(url, child, ms = 30_000) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (child.exitCode !== null) throw new Error(`${url}: process exited`);
-    const ok = await fetch(`${url}/v1/health`).then(
+    const ok = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2_000) }).then(
       (r) => r.ok,
       () => false,
     );
@@ -177,7 +177,10 @@ async function load(url, originsFile) {
 }
 
 async function status(adminUrl) {
-  const r = await fetch(`${adminUrl}/v1/admin/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const r = await fetch(`${adminUrl}/v1/admin/status`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
   return r.json();
 }
 
@@ -198,7 +201,12 @@ async function converged(regs, members, t0, ms = 120_000) {
 }
 
 async function post(url, sealed) {
-  const r = await fetch(url, { method: 'POST', headers: sealed.headers, body: sealed.bytes });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: sealed.headers,
+    body: sealed.bytes,
+    signal: AbortSignal.timeout(30_000),
+  });
   await r.arrayBuffer();
   if (r.status !== 200) throw new Error(`${url}: ${r.status}`);
 }
@@ -320,7 +328,9 @@ async function meshBench() {
   for (const n of names) cfgs.push(await registryConfig(n));
   for (const c of cfgs) c.write(cfgs.filter((o) => o !== c));
   const procs = cfgs.map((c) => runRegistry(c, undefined));
+  say('mesh: starting 3 registries');
   await Promise.all(cfgs.map((c, i) => waitHealth(c.url, procs[i])));
+  say(`mesh: making ${UPDATES} member keys`);
   const members = Array.from({ length: UPDATES }, (_, i) => {
     const kp = generateKeyPair();
     return { id: `u${i}.bench`, publicKey: kp.publicKey, key: parsePrivateKey(kp.privateKeyPem) };

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { readCapped } from '../../rescue-protocol/http-body.js';
-import { NonceCache } from '../../rescue-protocol/replay.js';
+import { ReplayCache } from './replay.js';
 import { errorBody, RegistryError, RegistryErrors, type RegistryErrorCode } from './errors.js';
 import { WANT_SIGNED_HEADER, type RegistryEnvelope, type RequestType } from './messages.js';
 import { openRequest, parseJson, sealJson } from './signed.js';
@@ -49,7 +49,7 @@ export class RegistryServer {
   private readonly opts: RegistryServerOptions;
   private readonly api: Server;
   private readonly admin: Server;
-  private readonly nonces = new NonceCache({ ttlMs: 60_000, maxPerSender: 50_000, maxEntries: 2_000_000 });
+  private readonly nonces = new ReplayCache();
   private readonly tokenHash: Buffer;
   private closing: Promise<void> | null = null;
 

@@ -3,8 +3,7 @@
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SENDER_HEADER, SIGNATURE_HEADER, newNonce } from '../../rescue-protocol/envelope.js';
 import { signBytes, verifyBytes } from '../../rescue-protocol/keys.js';
-import { RescueError } from '../../rescue-protocol/errors.js';
-import type { NonceCache } from '../../rescue-protocol/replay.js';
+import type { ReplayCache } from './replay.js';
 import { RegistryError } from './errors.js';
 import { envelopeSchema, REGISTRY_API_VERSION, type RegistryEnvelope, type RequestType } from './messages.js';
 
@@ -105,7 +104,7 @@ export interface OpenOptions {
   readonly macKeyOf?: (env: RegistryEnvelope) => Buffer | undefined;
   /** Expected `to` (community name or registry id); a function for several. */
   readonly to: (to: string) => boolean;
-  readonly nonces: NonceCache;
+  readonly nonces: ReplayCache;
   readonly skewMs?: number;
   readonly now?: number;
 }
@@ -151,16 +150,7 @@ export function openRequest(bytes: Buffer, headers: HeaderBag, opts: OpenOptions
       'REG_ERR_STALE_TIMESTAMP',
       `ts is ${Math.round(Math.abs(offset) / 1000)} s in the ${offset > 0 ? 'future' : 'past'}`,
     );
-  try {
-    opts.nonces.check(env.from, env.nonce);
-  } catch (err) {
-    if (err instanceof RescueError)
-      throw new RegistryError(
-        err.code === 'RSC_ERR_NONCE_FLOOD' ? 'REG_ERR_NONCE_FLOOD' : 'REG_ERR_REPLAYED_NONCE',
-        err.message,
-      );
-    throw err;
-  }
+  opts.nonces.check(env.from, env.nonce);
   return env;
 }
 
