@@ -246,6 +246,8 @@ describe('registry processes', () => {
     await origin.start();
     await rescuer.start();
     expect(origin.current).toBe(a.url);
+    // Both registrations reached b (pushed by a) before a dies.
+    await until(async () => (await status(b)).records.member === 2, 20_000, 'registrations replicated to b');
     await kill9(a);
     await sleep(200);
     await origin.renew();
