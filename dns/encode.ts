@@ -79,6 +79,9 @@ export class MessageWriter {
   /** A name; `compress` false for SRV targets (RFC 2782) and owner-less contexts. */
   name(name: string, compress = true): void {
     if (name === '') return this.u8(0);
+    // Most names repeat one already written (owners of an RRset): point at it before splitting.
+    const whole = compress && this.#compress ? this.#suffixes.get(name) : undefined;
+    if (whole !== undefined) return this.u16(0xc000 | whole);
     const labels = name.split('.');
     for (let i = 0; i < labels.length; i++) {
       const suffix = i === 0 ? name : labels.slice(i).join('.');

@@ -5,7 +5,9 @@
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { createServer, isIPv6 } from 'node:net';
+import { lookup } from 'node:dns';
+import type { LookupOneOptions } from 'node:dns';
+import { createServer, isIP, isIPv6 } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { answerQuery } from './answer.js';
 import type { AnswerOptions, Outcome } from './answer.js';
@@ -49,7 +51,7 @@ export interface DnsAddresses {
 /** Answers per TCP connection waiting to be written before the connection stops reading (backpressure). */
 const TCP_MAX_PENDING_BYTES = 256 * 1024;
 
-/** Emits 'error' (Error) for socket failures after start; never throws from the data path. */
+/** Emits 'error' (Error) for socket failures after start, if anyone listens; never throws from the data path. */
 export class DnsServer extends EventEmitter {
   #zones: ZoneSnapshot;
   readonly #listen: string;
@@ -57,6 +59,8 @@ export class DnsServer extends EventEmitter {
   readonly #idleMs: number;
   readonly #maxConnections: number;
   #udp: UdpSocket | undefined;
+  /** The family of the reply being sent (see #lookup); 0 outside a reply. */
+  #replyFamily = 0;
   #tcp: Server | undefined;
   readonly #sockets = new Set<Socket>();
   readonly #stats: DnsStats = {
@@ -103,7 +107,11 @@ export class DnsServer extends EventEmitter {
     const { host, port } = splitHostPort(this.#listen);
     // With port 0 the UDP port may be taken for TCP by someone else: try a few free ports.
     for (let attempt = 0; ; attempt++) {
-      const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+      const udp = createSocket({
+        type: isIPv6(host) ? 'udp6' : 'udp4',
+        reuseAddr: false,
+        lookup: (address, options, callback) => this.#lookup(address, options, callback),
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
@@ -146,8 +154,8 @@ export class DnsServer extends EventEmitter {
         );
       }
       udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo));
-      udp.on('error', (err) => this.emit('error', err));
-      tcp.on('error', (err) => this.emit('error', err));
+      udp.on('error', (err) => this.#fail(err));
+      tcp.on('error', (err) => this.#fail(err));
       this.#udp = udp;
       this.#tcp = tcp;
       return { udp: udpAddr, tcp: tcp.address() as AddressInfo };
@@ -177,13 +185,47 @@ export class DnsServer extends EventEmitter {
     this.#stats.udpQueries++;
     const r = answerQuery(msg, this.#zones, true, this.#answerOpts);
     this.#count(r.outcome, r.truncated);
-    if (r.packet !== undefined) this.#udp?.send(r.packet, rinfo.port, rinfo.address);
+    if (r.packet === undefined) return;
+    // Source port 0 cannot be answered (send() throws on it); a forged packet must not crash us.
+    if (rinfo.port === 0) return;
+    try {
+      // No callback: a failed send is dropped silently, as a lost datagram would be.
+      this.#replyFamily = rinfo.family === 'IPv6' ? 6 : 4;
+      this.#udp?.send(r.packet, rinfo.port, rinfo.address);
+    } catch (err) {
+      this.#fail(err as Error);
+    } finally {
+      this.#replyFamily = 0;
+    }
+  }
+
+  /**
+   * send() resolves the destination through the socket's lookup even when it is an address;
+   * the default defers each reply by a tick. A reply goes to the literal address the query came
+   * from, whose family #onDatagram sets here, so it passes straight through. Anything else (a
+   * host name in dns.listen, at bind) goes to dns.lookup.
+   */
+  #lookup(
+    address: string,
+    options: LookupOneOptions | number,
+    callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+  ): void {
+    if (this.#replyFamily !== 0) return callback(null, address, this.#replyFamily);
+    const literal = isIP(address);
+    if (literal !== 0) return callback(null, address, literal);
+    // Node passes the family as a number here.
+    const family = typeof options === 'number' ? options : (options.family ?? 0);
+    lookup(address, { family: family === 6 ? 6 : family === 4 ? 4 : 0 }, callback);
+  }
+
+  /** Socket trouble is reported, never thrown: an 'error' event with no listener would end the process. */
+  #fail(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   #onConnection(socket: Socket): void {
     this.#stats.tcpConnections++;
     this.#sockets.add(socket);
-    let pending: Buffer = Buffer.alloc(0);
     let idle: NodeJS.Timeout;
     // The idle timer restarts on a complete query, not on any byte: a frame trickled in slowly
     // still ends the connection after tcpIdleMs.
@@ -193,28 +235,58 @@ export class DnsServer extends EventEmitter {
       idle.unref();
     };
     restartIdle();
+    const answer = (msg: Buffer): void => {
+      this.#stats.tcpQueries++;
+      restartIdle();
+      const r = answerQuery(msg, this.#zones, false, this.#answerOpts);
+      this.#count(r.outcome, r.truncated);
+      if (r.packet === undefined) return;
+      const prefix = Buffer.allocUnsafe(2);
+      prefix.writeUInt16BE(r.packet.length);
+      socket.cork();
+      socket.write(prefix);
+      socket.write(r.packet);
+      socket.uncork();
+    };
+    // Framing state: a length prefix may arrive split; a frame split over chunks is copied into
+    // a buffer of its announced size (<= 65535), so a trickled frame costs O(its size), never
+    // a re-concatenation per chunk.
+    const prefix = Buffer.alloc(2);
+    let prefixHave = 0;
+    let frame: Buffer | undefined;
+    let filled = 0;
     socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      let off = 0;
-      while (pending.length - off >= 2) {
-        const frame = pending.readUInt16BE(off);
-        if (pending.length - off - 2 < frame) break; // partial frame: wait (bounded: frame <= 65535)
-        const msg = pending.subarray(off + 2, off + 2 + frame);
-        off += 2 + frame;
-        this.#stats.tcpQueries++;
-        restartIdle();
-        const r = answerQuery(msg, this.#zones, false, this.#answerOpts);
-        this.#count(r.outcome, r.truncated);
-        if (r.packet === undefined) continue;
-        const prefix = Buffer.allocUnsafe(2);
-        prefix.writeUInt16BE(r.packet.length);
-        socket.cork();
-        socket.write(prefix);
-        socket.write(r.packet);
-        socket.uncork();
+      let i = 0;
+      while (i < chunk.length) {
+        if (frame === undefined) {
+          let length: number;
+          if (prefixHave === 0 && chunk.length - i >= 2) {
+            length = chunk.readUInt16BE(i);
+            i += 2;
+          } else {
+            prefix[prefixHave++] = chunk[i++]!;
+            if (prefixHave < 2) continue;
+            prefixHave = 0;
+            length = prefix.readUInt16BE(0);
+          }
+          if (chunk.length - i >= length) {
+            answer(chunk.subarray(i, i + length)); // whole frame in this chunk: no copy
+            i += length;
+            continue;
+          }
+          frame = Buffer.allocUnsafe(length);
+          filled = 0;
+        }
+        const n = Math.min(frame.length - filled, chunk.length - i);
+        chunk.copy(frame, filled, i, i + n);
+        filled += n;
+        i += n;
+        if (filled === frame.length) {
+          const msg = frame;
+          frame = undefined;
+          answer(msg);
+        }
       }
-      // Keep only the unread tail (copied, so the big chunk it came from can be freed).
-      pending = off === 0 ? pending : Buffer.from(pending.subarray(off));
       if (socket.writableLength > TCP_MAX_PENDING_BYTES) {
         socket.pause();
         socket.once('drain', () => socket.resume());

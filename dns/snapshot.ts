@@ -67,6 +67,8 @@ interface RecordSet {
   ttl: number;
   readonly rdatas: Rdata[];
   readonly weights: number[];
+  /** rdataKey -> index into rdatas. */
+  readonly index: Map<string, number>;
   /** Where it was configured, for error messages. */
   readonly path: readonly (string | number)[];
 }
@@ -101,13 +103,13 @@ export function buildZoneSnapshot(zones: readonly ZoneConfig[], opts: BuildOptio
     });
     for (const [name, sets] of zone.sets) {
       recordSets += sets.size;
-      names.set(wireKey(name), nameEntry(name, sets, zone, data, negative));
+      names.set(wireKey(name), nameEntry(name, sets, data, negative));
     }
     // Empty non-terminals (the _tcp of _dotslash._tcp.zone) exist: NODATA, not NXDOMAIN.
     for (const name of zone.sets.keys()) {
       for (let n = parentOf(name); n !== undefined && inZone(n, zone.name); n = parentOf(n)) {
         const key = wireKey(n);
-        if (!names.has(key)) names.set(key, nameEntry(n, new Map(), zone, data, negative));
+        if (!names.has(key)) names.set(key, nameEntry(n, new Map(), data, negative));
       }
     }
   }
@@ -247,6 +249,12 @@ function addRecord(
         [...path, 'values', vi],
         rdata.replace(/^!/, ''),
       );
+    if (r.type === 'NS' && name !== zone.name)
+      return fail(
+        'DNS_ERR_BAD_RDATA',
+        [...path, 'type'],
+        `NS below the apex (${name}) would delegate, which the embedded server does not do`,
+      );
     if (r.type === 'CNAME' && name === zone.name)
       return fail(
         'DNS_ERR_CNAME_CONFLICT',
@@ -318,19 +326,33 @@ function addRdata(
   let sets = zone.sets.get(name);
   if (!sets) zone.sets.set(name, (sets = new Map()));
   let set = sets.get(type);
-  if (!set) sets.set(type, (set = { type, ttl, rdatas: [], weights: [], path }));
+  if (!set) sets.set(type, (set = { type, ttl, rdatas: [], weights: [], index: new Map(), path }));
   // An RRset has one TTL (RFC 2181 5.2): the lowest configured wins.
   set.ttl = Math.min(set.ttl, ttl);
-  const same = set.rdatas.findIndex((d) => sameRdata(d, rdata));
-  if (same >= 0) set.weights[same]! += weight;
+  const key = rdataKey(rdata);
+  const same = set.index.get(key);
+  if (same !== undefined) set.weights[same]! += weight;
   else {
+    set.index.set(key, set.rdatas.length);
     set.rdatas.push(rdata);
     set.weights.push(weight);
   }
 }
 
-function sameRdata(a: Rdata, b: Rdata): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** Equal keys = the same record data (an RRset holds no duplicates). */
+function rdataKey(d: Rdata): string {
+  switch (d.kind) {
+    case 'bytes':
+      return d.bytes.toString('hex');
+    case 'name':
+      return d.name;
+    case 'txt':
+      return d.strings.map((x) => x.toString('hex')).join(',');
+    case 'srv':
+      return `${d.priority} ${d.weight} ${d.port} ${d.target}`;
+    case 'soa':
+      return 'soa';
+  }
 }
 
 // ---- encoding: record sets -> cached responses ----
@@ -359,7 +381,6 @@ function records(name: string, set: RecordSet, order: readonly number[]): Resour
 function nameEntry(
   name: string,
   sets: ReadonlyMap<number, RecordSet>,
-  zone: ZoneData,
   all: readonly ZoneData[],
   negative: ResourceRecord,
 ): NameEntry {
@@ -404,7 +425,6 @@ function nameEntry(
     for (const [type, set] of end.sets)
       answers.set(type, encodeEntry(name, type, chain, { name: end.name, set }, undefined, 0));
   }
-  void zone;
   return { answers, other: encodeEntry(name, 0, chain, undefined, endNegative, endRcode) };
 }
 

@@ -4,7 +4,7 @@
 import * as http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type pino from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../src/config/schema.js';
@@ -25,6 +25,7 @@ import { Tunnel, type TunnelSet } from './tunnel.js';
 import type { Upstream } from './upstreams.js';
 import type { PullThroughCache } from './cache/pull-through.js';
 import type { RedirectSnapshot, RedirectStats } from './redirect/index.js';
+import { BodyLimit } from './body-limit.js';
 import { RescueRouter, type RescueMembers } from './rescue/router.js';
 import type { RescueServingOptions } from './rescue/serving.js';
 import type { SessionUsage } from './rescue/usage.js';
@@ -58,19 +59,6 @@ function onSocketClose(this: CountedSocket): void {
   stats.connections--;
   stats.bytesIn += this.bytesRead - this[kRead];
   stats.bytesOut += this.bytesWritten - this[kWritten];
-}
-
-/** Counts the body of a request without Content-Length and stops it past the limit. */
-class BodyLimit extends Transform {
-  private seen = 0;
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.limit) cb(new ProxyError('PRX_ERR_BODY_TOO_LARGE'));
-    else cb(null, chunk);
-  }
 }
 
 export class FrontProxy {

@@ -67,6 +67,13 @@ function classify(name: string): number {
           ? TRANSFER_ENCODING
           : isProxyHeader(l);
     }
+    case 18: {
+      // The signed rescuer-fetch marker is for our front alone (proxy/rescue/marker.ts): it was
+      // verified there, or rescue is off and nobody checked it. Either way the upstream must not
+      // see a claim it cannot verify.
+      const l = name.toLowerCase();
+      return l === 'x-dotslash-rescuer' ? DROP : isProxyHeader(l);
+    }
     default:
       return name.length > 6 ? isProxyHeader(name.toLowerCase()) : KEEP;
   }

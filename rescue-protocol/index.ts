@@ -13,7 +13,9 @@
  * Requests: SOS, TOKEN, RATE, KEEPALIVE, SHUTDOWN, PURGE. The HTTP answer is a signed envelope
  * too, with `re` = the request's nonce: OK (answer to SOS: accepted with session, vhost, rate,
  * lease_ms, or declined with reason and code), ACK (everything else; KEEPALIVE's carries
- * session and lease_ms), or ERROR `{ error: { code, message } }` with the RSC_ERR_* HTTP status.
+ * session and lease_ms; in flood-insurance communities SHUTDOWN's may carry a `receipt`), or
+ * ERROR `{ error: { code, message } }` with the RSC_ERR_* HTTP status. The SOS `token` and the
+ * `receipt` of SHUTDOWN/ACK are token-ledger records, only shape-checked here (src/registry/ledger).
  * A request refused before its signature verifies gets a plain, unsigned `{ error: { code, message } }`.
  *
  * The receiver checks, in order: route, Content-Type, size (64 KiB), signature over the exact

@@ -178,7 +178,18 @@ export class Daemon {
       this.#token =
         this.#opts.adminToken ?? resolveAdminToken(cfg.admin, { env: this.#opts.env ?? process.env }).token;
       this.#accessLog = createAccessLogger(cfg.proxy.access_log);
-      const proxy = new FrontProxy({ config: cfg.proxy, logger: this.#log, accessLog: this.#accessLog });
+      const proxy = new FrontProxy({
+        config: cfg.proxy,
+        logger: this.#log,
+        accessLog: this.#accessLog,
+        rescue: {
+          cacheBytes: cfg.rescue.cache.max_bytes,
+          ...(cfg.rescue.cache.max_entry_bytes !== undefined && {
+            cacheEntryBytes: cfg.rescue.cache.max_entry_bytes,
+          }),
+          endedLingerMs: cfg.rescue.ended_linger_ms,
+        },
+      });
       this.#proxy = proxy;
       const front = await proxy.listen().catch((err: unknown) => {
         throw new ListenError('front', cfg.proxy.listen, err);
@@ -211,6 +222,11 @@ export class Daemon {
                 mode: () => this.#rescue?.controller.mode ?? effectiveRescueMode(cfg),
                 setMode: (mode) => this.#rescue?.controller.setMode(mode),
               },
+        rescueMetrics: {
+          status: () => this.#rescue?.controller.status() ?? null,
+          redirects: () => proxy.redirectStats(),
+          cache: () => proxy.rescueCacheStats(),
+        },
       });
       this.#admin = admin;
       const adminAddr = await admin.listen().catch((err: unknown) => {

@@ -43,8 +43,18 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     schedule: { type: 'string', default: 'together' },
     nice: { type: 'string', default: '0' },
+    // cache: PullThroughCache.handle in a bare node:http server (the issue's target);
+    // front: the whole rescuer FrontProxy (Host lookup in the rescue view, stats, access log on).
+    subject: { type: 'string', default: 'cache' },
   },
 });
+if (opt.subject !== 'cache' && opt.subject !== 'front') throw new Error('--subject must be cache or front');
+const OURS_TEXT =
+  opt.subject === 'front'
+    ? 'ours: bench/cache/cache-server.ts --front (the whole rescuer FrontProxy: Host looked up in the rescue serving view, ' +
+      'stats, limits, access log on to /dev/null, then the same PullThroughCache hit; run with `node --import tsx`). '
+    : 'ours: bench/cache/cache-server.ts (node:http + PullThroughCache.handle, MemoryStore, entry warmed; run with `node --import tsx`). ';
+const OURS_LABEL = opt.subject === 'front' ? 'ours: rescuer front, cache hit' : 'ours: PullThroughCache hit';
 // "together" (default): ours and a reference loaded at the same time, each by its own wrk,
 // both servers pinned to the same core, which the scheduler splits evenly between them, so
 // other load on the machine hits both alike (as bench/redirect does); pairs are
@@ -208,8 +218,8 @@ function methodLines(r) {
           'which the scheduler splits evenly, so other load on the machine hits both alike; pairs (bare, ours) then (nginx, ours).'
         : 'sequential: one server at a time, order rotated each round.') +
       (Number(opt.nice) !== 0 ? ` Niceness ${opt.nice} for every server and wrk.` : ''),
-    '- bare Node: bench/cache/origin.js (node:http, prepared headers, body from memory). ours: bench/cache/cache-server.ts ' +
-      '(node:http + PullThroughCache.handle, MemoryStore, entry warmed; run with `node --import tsx`). ' +
+    '- bare Node: bench/cache/origin.js (node:http, prepared headers, body from memory). ' +
+      OURS_TEXT +
       'nginx: proxy_cache hit, 1 worker, access log off (bench/cache/nginx-cache.js).',
     `- CPU pinning: servers on CPU ${CPU_SERVER}, wrk on CPU ${CPU_LOAD} (taskset).`,
     '- server CPU µs/req: utime+stime of the server process (nginx: master + worker) during the measured run ÷ requests; ' +
@@ -244,7 +254,13 @@ async function main() {
     const ours = await startWithPort(
       'ours',
       process.execPath,
-      ['--import', 'tsx', path.join(here, 'cache-server.ts'), String(origin.port)],
+      [
+        '--import',
+        'tsx',
+        path.join(here, 'cache-server.ts'),
+        String(origin.port),
+        ...(opt.subject === 'front' ? ['--front'] : []),
+      ],
       CPU_SERVER,
     );
     const nginxPort = await freePort();
@@ -304,9 +320,8 @@ async function main() {
     }
     const labels = {
       bare: 'bare Node (4 KiB from memory)',
-      ours:
-        schedule === 'together' ? 'ours: PullThroughCache hit (beside bare)' : 'ours: PullThroughCache hit',
-      oursN: 'ours: PullThroughCache hit (beside nginx)',
+      ours: schedule === 'together' ? `${OURS_LABEL} (beside bare)` : OURS_LABEL,
+      oursN: `${OURS_LABEL} (beside nginx)`,
       nginx: 'nginx proxy_cache hit',
     };
     if (oursVsNginx.length > 0) got.oursN = oursVsNginx;
@@ -360,7 +375,7 @@ async function main() {
         header +
           [
             '',
-            `## Cache bench, ${result.date}`,
+            `## Cache bench${opt.subject === 'front' ? ' (through the full rescuer front)' : ''}, ${result.date}`,
             '',
             methodLines(result),
             '',

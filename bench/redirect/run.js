@@ -3,6 +3,8 @@
 // answering the same 302, side by side in one run with wrk. Target (issue 3 item 4): >= 80% of
 // bare. Prints a table, PASS/MISS, one `BENCH_JSON {...}` line, and appends a dated section to
 // bench/RESULTS.md (generated; never edit the numbers by hand).
+// `--subject front` (`npm run bench:redirect:front`) measures the whole daemon front instead
+// (FrontProxy with its access log, stats and limits) against the same bare server.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,8 +41,18 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     nice: { type: 'string', default: '0' },
     schedule: { type: 'string', default: 'together' },
+    // redirect: Redirector.decide + writeRedirect in a bare node:http server (the issue's target);
+    // front: the whole daemon front (FrontProxy, access log on) answering the same 302s.
+    subject: { type: 'string', default: 'redirect' },
+    'access-log': { type: 'string', default: 'on' },
   },
 });
+if (opt.subject !== 'redirect' && opt.subject !== 'front')
+  throw new Error('--subject must be redirect or front');
+const SUBJECT_TEXT =
+  opt.subject === 'front'
+    ? `the whole daemon front (FrontProxy from dist/, access log ${opt['access-log'] === 'off' ? 'off' : 'on, to /dev/null'}, stats, limits, rescue hook) at Pr = 1 over 3 sessions`
+    : 'Redirector.decide + writeRedirect at Pr = 1 over 3 sessions';
 if (opt.quick) Object.assign(opt, { duration: '3', warmup: '1', rounds: '1' });
 const durationS = Number(opt.duration);
 const warmupS = Number(opt.warmup);
@@ -154,6 +166,11 @@ function ensureWrk() {
  */
 function redirectModule() {
   const dist = path.join(root, 'dist/proxy/redirect/index.js');
+  if (opt.subject === 'front') {
+    // The whole front comes from dist/: `npm run bench:redirect` builds it first.
+    if (!fs.existsSync(dist)) throw new Error('--subject front needs dist/: run `npm run build` first');
+    return { nodeArgs: [], module: dist, how: 'dist/ (compiled by `npm run build`)' };
+  }
   const srcDir = path.join(root, 'proxy/redirect');
   const sources = fs.readdirSync(srcDir).filter((f) => f.endsWith('.ts'));
   const newestSrc = Math.max(...sources.map((f) => fs.statSync(path.join(srcDir, f)).mtimeMs));
@@ -182,8 +199,9 @@ function redirectModule() {
 }
 
 async function startServer(mode, mod) {
-  const args = [...mod.nodeArgs, path.join(here, 'server.js'), '--mode', mode];
-  if (mode === 'redirect') args.push('--module', mod.module);
+  const serverMode = mode === 'redirect' ? opt.subject : mode;
+  const args = [...mod.nodeArgs, path.join(here, 'server.js'), '--mode', serverMode];
+  if (mode === 'redirect') args.push('--module', mod.module, '--access-log', opt['access-log']);
   const child = start(mode, process.execPath, args, { cpus: layout.server, cwd: root });
   const port = await new Promise((resolve, reject) => {
     let buf = '';
@@ -342,7 +360,7 @@ function methodLines(result) {
     `- Date: ${result.date}`,
     `- Machine: ${m.nproc} CPUs, ${m.cpu}; Node ${m.node}; ${m.wrk}; load average at start ${m.loadavg}`,
     `- Servers (bench/redirect/server.js, one process each): "bare" writes a fixed 302 inline; "redirector" runs ` +
-      `Redirector.decide + writeRedirect at Pr = 1 over 3 sessions (rates 1e9-3e9 req/s so buckets never limit; ` +
+      `${SUBJECT_TEXT} (rates 1e9-3e9 req/s so buckets never limit; ` +
       `session cookies PHPSESSID, wordpress_logged_in_*, sid). Identical response bytes. Redirect module: ${result.module}`,
     `- Load: wrk -t1 -c${connections}, ${warmupS} s warm-up then ${durationS} s measured, no pipelining, GET ${PATH}; ` +
       `${rounds} round(s), median shown; ${
@@ -452,7 +470,7 @@ async function main() {
       : '# Benchmark results\n\nEach section below is appended by a bench script from its own measurements; numbers are never edited by hand.\n';
     const section = [
       '',
-      `## Redirect bench, ${result.date}`,
+      `## Redirect bench${opt.subject === 'front' ? ' (through the full daemon front)' : ''}, ${result.date}`,
       '',
       methodLines(result),
       '',

@@ -43,6 +43,8 @@ export interface PullThroughOptions {
   /** After a URL's response proved uncacheable, skip coalescing for it this long. Default 10 s. */
   uncacheableMemoryMs?: number;
   logger?: pino.Logger;
+  /** proxy.limits.max_body_bytes as it is now (0 = no limit), for bodies passed to an origin. */
+  maxBodyBytes?: () => number;
 }
 
 /** What a coalesced origin fetch ended in, for the requests that waited on it. */
@@ -108,6 +110,7 @@ export class PullThroughCache {
       headersTimeout: this.headersTimeout,
       bodyTimeout: this.bodyTimeout,
       logger: this.logger,
+      ...(opts.maxBodyBytes !== undefined && { maxBodyBytes: opts.maxBodyBytes }),
     });
   }
 

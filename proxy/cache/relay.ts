@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type CachePolicy from 'http-cache-semantics';
 import type pino from 'pino';
 import type { Dispatcher } from 'undici';
-import { errorBodies, ProxyErrors, type ProxyErrorCode } from '../errors.js';
+import { BodyLimit } from '../body-limit.js';
+import { errorBodies, ProxyError, ProxyErrors, type ProxyErrorCode } from '../errors.js';
 import { classifyError } from '../exchange.js';
 import type { CacheCounters, OriginCacheCounters } from './counters.js';
 import { cacheControl, cleanResponseHeaders, type CleanHeaders } from './entry.js';
@@ -35,6 +36,8 @@ export interface RelayOptions {
   headersTimeout: number;
   bodyTimeout: number;
   logger: pino.Logger | undefined;
+  /** proxy.limits.max_body_bytes as it is now (0 = no limit): bounds bodies passed to an origin. */
+  maxBodyBytes?: () => number;
 }
 
 export class Relay {
@@ -42,8 +45,10 @@ export class Relay {
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   private readonly logger: pino.Logger | undefined;
+  private readonly maxBodyBytes: () => number;
 
   constructor(opts: RelayOptions) {
+    this.maxBodyBytes = opts.maxBodyBytes ?? (() => 0);
     this.counters = opts.counters;
     this.headersTimeout = opts.headersTimeout;
     this.bodyTimeout = opts.bodyTimeout;
@@ -144,6 +149,13 @@ export class Relay {
       (h['content-length'] !== undefined && h['content-length'] !== '0') ||
       h['transfer-encoding'] !== undefined;
     if (hasBody && h['content-length'] !== undefined) headers['content-length'] = h['content-length'];
+    // A declared length was checked before we got here; a chunked body is counted as it streams.
+    const max = this.maxBodyBytes();
+    const body = !hasBody
+      ? null
+      : max > 0 && h['content-length'] === undefined
+        ? req.pipe(new BodyLimit(max))
+        : req;
     const ac = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) ac.abort();
@@ -154,7 +166,7 @@ export class Relay {
         path: originPath(origin, req.url!),
         method: req.method as Dispatcher.HttpMethod,
         headers,
-        body: hasBody ? req : null,
+        body,
         signal: ac.signal,
         headersTimeout: this.headersTimeout,
         bodyTimeout: this.bodyTimeout,
@@ -174,7 +186,9 @@ export class Relay {
         },
         (err: Error) => {
           if (ac.signal.aborted) return;
-          this.counters.originErrors++;
+          // Our own limit on the client's body is not the origin's failure.
+          if (!(err instanceof ProxyError && err.code === 'PRX_ERR_BODY_TOO_LARGE'))
+            this.counters.originErrors++;
           this.sendError(res, classifyError(err, (err as { code?: string }).code));
         },
       );

@@ -211,6 +211,7 @@ export class RescueServing {
         headersTimeoutMs: t.header_ms,
         bodyTimeoutMs: t.body_idle_ms,
         logger: this.logger,
+        maxBodyBytes: () => this.snapshot().maxBodyBytes,
       });
     }
     const front = new URL(entry.front_url);

@@ -1,5 +1,6 @@
 // Prometheus metrics for /metrics: the proxy's counters, the monitor's regions, process defaults.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { registerRescueMetrics, type RescueMetricsSource } from './rescue-metrics.js';
 import { LATENCY_BUCKETS_MS, type ProxyStatsSnapshot } from '../../proxy/stats.js';
 import type { WorkloadMonitor } from '../monitor/monitor.js';
 import { RESOURCE_NAMES } from '../monitor/format.js';
@@ -75,8 +76,13 @@ class FoldedHistogram {
 }
 
 /** Builds a registry whose metrics are read from `stats()` and `monitor` at scrape time. */
-export function createAdminRegistry(stats: () => ProxyStatsSnapshot, monitor: WorkloadMonitor): Registry {
+export function createAdminRegistry(
+  stats: () => ProxyStatsSnapshot,
+  monitor: WorkloadMonitor,
+  rescue?: RescueMetricsSource,
+): Registry {
   const registry = new Registry();
+  if (rescue !== undefined) registerRescueMetrics(registry, rescue);
   collectDefaultMetrics({ register: registry });
   // Each collector takes its own snapshot: a few array copies per scrape, and no ordering
   // assumptions about how the registry calls collectors.

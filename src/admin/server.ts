@@ -8,6 +8,7 @@ import type { ProxyStatsSnapshot } from '../../proxy/stats.js';
 import type { WorkloadMonitor } from '../monitor/monitor.js';
 import { AdminErrors, errorBody, type AdminErrorCode } from './errors.js';
 import { createAdminRegistry } from './metrics.js';
+import type { RescueMetricsSource } from './rescue-metrics.js';
 
 export interface AdminServerOptions {
   /** "HOST:PORT" or "[v6]:PORT"; port 0 picks a free port. */
@@ -22,6 +23,8 @@ export interface AdminServerOptions {
   readonly info?: () => Record<string, unknown>;
   /** The rescue controller's kill switch and state, when rescue runs (issue 3 item 3). */
   readonly rescue?: RescueSwitch;
+  /** Redirect, rescue-cache and session metrics for /metrics (read at scrape time). */
+  readonly rescueMetrics?: RescueMetricsSource;
 }
 
 /** What the admin API needs of the rescue controller: its state and the run-time mode switch. */
@@ -68,7 +71,7 @@ export class AdminServer {
     if (!opts.token) throw new Error('AdminServer needs a non-empty token');
     this.opts = opts;
     this.tokenHash = sha256(opts.token);
-    this.registry = createAdminRegistry(opts.stats, opts.monitor);
+    this.registry = createAdminRegistry(opts.stats, opts.monitor, opts.rescueMetrics);
     this.server = createServer(
       { headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, maxHeaderSize: 8_192 },
       (req, res) => {

@@ -177,6 +177,8 @@ function buildProgram(): Command {
       positiveNumber,
     )
     .option('--origin-rps <n>', "origin site's capacity in requests/s", positiveNumber, 10)
+    .option('--crowd-s <s>', 'without --duration: seconds of crowd per cycle', positiveNumber, 60)
+    .option('--calm-s <s>', 'without --duration: seconds of calm per cycle', positiveNumber, 60)
     .option(
       '--base-dir <dir>',
       'where configs, keys, tokens, state files and logs go (default: a new temp dir)',
@@ -187,6 +189,8 @@ function buildProgram(): Command {
         json?: boolean;
         crowdRps?: number;
         originRps: number;
+        crowdS: number;
+        calmS: number;
         baseDir?: string;
       }) => {
         const { runDemo } = await import('../demo/run.js');
@@ -195,6 +199,8 @@ function buildProgram(): Command {
           json: o.json === true,
           ...(o.crowdRps !== undefined && { crowdRps: o.crowdRps }),
           originRps: o.originRps,
+          crowdSeconds: o.crowdS,
+          calmSeconds: o.calmS,
           ...(o.baseDir !== undefined && { baseDir: o.baseDir }),
         });
       },

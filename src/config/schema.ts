@@ -242,6 +242,22 @@ export const rescueSchema = z
     dns_ttl_s: positiveInt.default(20),
     /** How long an ended session's names drain (pass-through); unset = 2 x dns_ttl_s. */
     drain_ms: durationMs.optional(),
+    /** The rescuer's pull-through cache for the sites it rescues (all sessions together). Read at start. */
+    cache: z
+      .object({
+        /** Byte bound of the cache (LRU). */
+        max_bytes: positiveInt.default(256 * 1024 * 1024),
+        /** Largest response stored; unset = min(8 MiB, max_bytes / 4). */
+        max_entry_bytes: positiveInt.optional(),
+      })
+      .strict()
+      .refine((c) => c.max_entry_bytes === undefined || c.max_entry_bytes <= c.max_bytes, {
+        message: 'max_entry_bytes must not exceed max_bytes',
+        path: ['max_entry_bytes'],
+      })
+      .prefault({}),
+    /** After its last rescue session, this member's vhN names keep answering 421 this long. */
+    ended_linger_ms: durationMs.default(600_000),
     predictor: z
       .object({
         enabled: z.boolean().default(true),
@@ -522,6 +538,23 @@ export function registryConfigured(
   r: { urls: readonly unknown[]; srv?: string | undefined } | undefined,
 ): boolean {
   return r !== undefined && (r.urls.length > 0 || r.srv !== undefined);
+}
+
+/** dns.rescue_ttl, or rescue.dns_ttl_s (so a rescuer's drain, 2 x that TTL, outlasts cached answers). */
+export function effectiveDnsRescueTtl(c: {
+  dns: { rescue_ttl?: number | undefined };
+  rescue: { dns_ttl_s: number };
+}): number {
+  return c.dns.rescue_ttl ?? c.rescue.dns_ttl_s;
+}
+
+/** dns.site_names, or site.names, or [name]: the names whose A/AAAA sets get rescuers during a rescue. */
+export function effectiveDnsSiteNames(c: {
+  name?: string | undefined;
+  dns: { site_names?: readonly string[] | undefined };
+  site: { names?: readonly string[] | undefined };
+}): readonly string[] {
+  return c.dns.site_names ?? c.site.names ?? (c.name !== undefined ? [c.name] : []);
 }
 
 export type Config = z.infer<typeof configSchema>;

@@ -13,6 +13,13 @@ export const ControllerErrors = {
   CTL_ERR_MAX_SESSIONS: { message: 'this member already serves rescue.max_sessions rescue sessions' },
   CTL_ERR_NO_SPARE: { message: 'no spare capacity left within rescue.max_share' },
   CTL_ERR_ALREADY_RESCUING: { message: 'this member already rescues that origin' },
+  CTL_ERR_NAME_CONFLICT: {
+    message: "a site name in the SOS is this member's own, or one it already serves for another origin",
+  },
+  CTL_ERR_FRONT_URL: {
+    message:
+      "the SOS's front_url is not the origin's: its host must be one of the origin's names or its control host",
+  },
   // Flood-insurance communities (the token ledger, src/registry/ledger): the reason names the LGR_ERR_* code.
   CTL_ERR_NO_TOKENS: {
     message: "the origin's token does not pay for a rescue (no token, or not enough available tokens)",

@@ -7,6 +7,7 @@ import { sumRates, type ControlContext } from './context.js';
 import { ControllerErrors, type ControllerErrorCode } from './errors.js';
 import { grantRate, lowerRate, spareRate, type Measure } from './policy.js';
 import { virtualHost } from './settings.js';
+import { checkSosClaims } from './sos-claims.js';
 
 export class RescuerSide {
   private readonly ctx: ControlContext;
@@ -47,6 +48,14 @@ export class RescuerSide {
     if (active.some((x) => x.peer === from)) return decline('CTL_ERR_ALREADY_RESCUING');
     if (active.length >= s.maxSessions)
       return decline('CTL_ERR_MAX_SESSIONS', `${active.length} of ${s.maxSessions}`);
+    const refusal = checkSosClaims(
+      s,
+      from,
+      body,
+      s.peers.find((p) => p.id === from)?.control_url,
+      table.list('rescuer', ['active', 'draining']),
+    );
+    if (refusal !== null) return decline(refusal.code, refusal.detail);
     const m = this.ctx.measure();
     if (m?.region === 'heavy') return decline('CTL_ERR_HEAVY');
     const spare = spareRate(m, s.requestCapacity, s.maxShare, sumRates(active));

@@ -47,6 +47,16 @@ const listenHost = (listen: string): string =>
   listen.slice(0, listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
 const listenPort = (listen: string): number => Number(listen.slice(listen.lastIndexOf(':') + 1));
 
+/**
+ * Where rescuers fetch from when site.front_url is unset: the front listener, but a wildcard
+ * address (0.0.0.0, ::) means nothing to a peer, so then the member's name with the port.
+ */
+function defaultFrontUrl(listen: string, self: string): string {
+  const host = listenHost(listen);
+  if (host === '0.0.0.0' || host === '::' || host === '') return `http://${self}:${listenPort(listen)}`;
+  return `http://${listen}`;
+}
+
 export function rescueSettings(config: Config): RescueSettings {
   const r = config.rescue;
   const self = config.name ?? listenHost(config.proxy.listen);
@@ -55,7 +65,7 @@ export function rescueSettings(config: Config): RescueSettings {
     mode: effectiveRescueMode(config),
     site: Object.freeze({
       names: Object.freeze([...(config.site.names ?? [self])]),
-      frontUrl: config.site.front_url ?? `http://${config.proxy.listen}`,
+      frontUrl: config.site.front_url ?? defaultFrontUrl(config.proxy.listen, self),
       content: config.site.content,
       sessionCookies: Object.freeze([...config.site.session_cookies]),
       redirectExclude: Object.freeze([...config.site.redirect_exclude]),

@@ -110,6 +110,9 @@ export function memberConfig(
       ...rescue,
     },
     state_file: ':memory:',
+    // Each member's public front under its own name, as in a real community (a rescuer fetches
+    // only from a front named like the origin: src/controller/sos-claims.ts).
+    site: { front_url: `http://${name}:8080` },
     ...rest,
   });
 }

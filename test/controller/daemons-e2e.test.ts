@@ -121,5 +121,28 @@ describe('origin and rescuer daemons', () => {
     expect(viaVhost).toMatchObject({ status: 200, body: `origin page ${path}` });
     const viaDns = await get(ra.front.port, 'origin.test', '/dns-page');
     expect(viaDns).toMatchObject({ status: 200, body: 'origin page /dns-page' });
+
+    // Both sides report the rescue on /metrics.
+    const metrics = async (port: number): Promise<string> =>
+      (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: 'Bearer t' } })).text();
+    const value = (text: string, series: string): number => {
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      expect(line, series).toBeDefined();
+      return Number(line!.slice(series.length + 1));
+    };
+    const om = await metrics(oa.admin.port);
+    expect(value(om, 'dotslash_redirects_total')).toBeGreaterThanOrEqual(1);
+    expect(value(om, 'dotslash_rescue_state{state="sos"}')).toBe(1);
+    expect(value(om, 'dotslash_rescue_mode{mode="on"}')).toBe(1);
+    expect(value(om, 'dotslash_redirect_probability')).toBeGreaterThan(0);
+    expect(
+      value(om, `dotslash_rescue_session_rate{role="origin",peer="rescuer.test",session="${session.id}"}`),
+    ).toBe(session.rate);
+    const rm = await metrics(ra.admin.port);
+    expect(value(rm, 'dotslash_rescue_state{state="rescue"}')).toBe(1);
+    expect(value(rm, 'dotslash_rescue_cache_requests_total{result="miss"}')).toBeGreaterThanOrEqual(2);
+    expect(value(rm, 'dotslash_rescue_origin_fetches_total')).toBeGreaterThanOrEqual(2);
+    expect(value(rm, 'dotslash_rescue_cache_bytes{kind="max"}')).toBe(256 * 1024 * 1024);
+    expect(value(rm, 'dotslash_rescue_sessions{role="rescuer",state="active"}')).toBe(1);
   });
 });

@@ -191,7 +191,7 @@ describe('control messages', () => {
     expect(view.hosts.get('vh1.a.example')).toEqual({
       session: id,
       origin: O,
-      front_url: 'http://127.0.0.1:8080',
+      front_url: 'http://origin.example:8080',
       names: ['vh1.a.example', 'origin.example'],
       micro_cache: null,
       state: 'serve',

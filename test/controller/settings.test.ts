@@ -26,6 +26,14 @@ describe('rescue settings', () => {
     });
   });
 
+  it('a wildcard front listener gives rescuers the member name as front host, not 0.0.0.0', () => {
+    const cfg = (listen: string) =>
+      configSchema.parse({ proxy: { upstreams: ['http://127.0.0.1:1'], listen }, name: 'o.example' });
+    expect(rescueSettings(cfg('0.0.0.0:80')).site.frontUrl).toBe('http://o.example:80');
+    expect(rescueSettings(cfg('[::]:8080')).site.frontUrl).toBe('http://o.example:8080');
+    expect(rescueSettings(cfg('10.0.0.5:80')).site.frontUrl).toBe('http://10.0.0.5:80');
+  });
+
   it('mode defaults to off without peers; an explicit mode wins', () => {
     expect(rescueSettings(configSchema.parse(base)).mode).toBe('off');
     expect(

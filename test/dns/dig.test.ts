@@ -50,6 +50,16 @@ describe('answers (dig)', () => {
     expect(r.answer).toEqual(['outside.origin.test. 300 IN CNAME www.example.net.']);
   });
 
+  it('a CNAME loop ends after one turn (no hang): the chain and the SOA', async () => {
+    const r = await dig(t, 'loop1.origin.test', 'A');
+    expect(r.status).toBe('NOERROR');
+    expect(r.answer).toEqual([
+      'loop1.origin.test. 300 IN CNAME loop2.origin.test.',
+      'loop2.origin.test. 300 IN CNAME loop1.origin.test.',
+    ]);
+    expect(r.authority[0]).toMatch(/SOA/);
+  });
+
   it('TXT: a long value split into 255-byte strings, and a record of several strings', async () => {
     const r = await dig(t, 'txt.origin.test', 'TXT');
     expect(r.answer).toHaveLength(2);

@@ -34,6 +34,8 @@ export const TEST_ZONE: ZoneConfig = {
     { name: 'alias2', type: 'CNAME', values: ['www.origin.test'] },
     { name: 'dangling', type: 'CNAME', values: ['missing.origin.test'] },
     { name: 'outside', type: 'CNAME', values: ['www.example.net'] },
+    { name: 'loop1', type: 'CNAME', values: ['loop2.origin.test'] },
+    { name: 'loop2', type: 'CNAME', values: ['loop1.origin.test'] },
     { name: 'txt', type: 'TXT', values: ['x'.repeat(300), ['first string', 'second string']] },
     {
       name: '_dotslash._tcp',

@@ -142,11 +142,13 @@ describe('rescue cycle with daemon processes', () => {
         const margin = 1_500;
         const after = results.filter((r) => r.started > droppedAt + margin);
         expect(after.length).toBeGreaterThan(100);
-        // A redirect to the dead rescuer fails at once (connection refused): none after the drop.
-        // Timeouts are the origin's own queue (the rescuers left did not grant enough to drain it:
-        // see the SOS want policy), not the dead rescuer: counted, not asserted.
-        const refused = after.filter((r) => r.error !== null && r.error !== 'timeout');
-        expect(refused, JSON.stringify(refused.slice(0, 5))).toEqual([]);
+        // After the drop no client is sent to the dead rescuer (that would fail at once,
+        // connection refused) and none gets an HTTP error. Timeouts are counted, not asserted:
+        // they are the origin's own queue when the rescuers left grant less than the dead one did
+        // (a quiet machine logs none; with other CPU load the rescuers measure themselves heavy
+        // and lower Rr).
+        const failed = after.filter((r) => r.error !== null && r.error !== 'timeout');
+        expect(failed, JSON.stringify(failed.slice(0, 5))).toEqual([]);
         const early = results.filter((r) => r.started > killedAt && r.started < droppedAt);
         console.log(
           `SIGKILL test: ${early.filter((r) => r.error !== null && r.error !== 'timeout').length} refused between kill and drop; ` +
@@ -257,6 +259,35 @@ describe('rescue cycle with daemon processes', () => {
         expect(pid).toBeDefined();
         expect(() => process.kill(pid!, 0)).toThrow();
       }
+    },
+  );
+
+  it(
+    '`dotslash demo` without --duration: crowds come in cycles, each rescued and released, until Ctrl-C',
+    { timeout: 240_000 },
+    async () => {
+      const base = mkdtempSync(join(tmpdir(), 'dotslash-demo-cycles-'));
+      // Short cycles (the defaults are 60 s / 60 s): a crowd, a calm long enough for release, a crowd.
+      const p = runCli(['demo', '--json', '--crowd-s', '15', '--calm-s', '45', '--base-dir', base]);
+      await p.waitForStderr(/cycle 1: flash crowd/, 60_000);
+      await p.waitForStderr(/cycle 1: calm/, 60_000);
+      // The calm releases the first crowd's rescue: the live line shows the origin back to normal.
+      const calm = await p.waitForStderr(/cycle 2: flash crowd/, 90_000);
+      const calmPart = p.out.stderr.slice(p.out.stderr.indexOf('cycle 1: calm'), calm.index);
+      expect(calmPart, calmPart.slice(-2000)).toMatch(/origin normal/);
+      // The second crowd is rescued again.
+      await until(
+        async () => /origin sos\s+Pr 0\.[1-9]|origin sos\s+Pr 1\.00/.test(p.out.stderr.slice(calm.index)),
+        60_000,
+        'the second crowd to be rescued',
+      );
+      p.kill('SIGINT');
+      const code = await p.exited;
+      expect(code, p.out.stderr.slice(-3000)).toBe(0);
+      const s = JSON.parse(p.out.stdout.trim()) as Record<string, number>;
+      expect(s.sessions_opened).toBeGreaterThanOrEqual(2);
+      expect(s.sessions_closed).toBeGreaterThanOrEqual(1);
+      expect(s.requests).toBe(s.served_by_origin! + s.served_by_rescuers! + s.errors!);
     },
   );
 });

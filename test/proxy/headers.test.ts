@@ -60,6 +60,18 @@ describe('hop-by-hop headers', () => {
     expect(seen.host).toBe('site.example');
   });
 
+  it('never forwards a rescuer-fetch marker: with no rescue active nobody verified it', async () => {
+    up = await echoUpstream();
+    front = await startProxy({ upstreams: [up.url] });
+    const text = await rawRequest(
+      front.port,
+      'GET /m HTTP/1.1\r\nHost: site.example\r\nX-DotSlash-Rescuer: rescue-b.example 1 forged\r\nX-Keep: yes\r\n\r\n',
+    );
+    expect(text).toMatch(/^HTTP\/1.1 200/);
+    expect(seen['x-dotslash-rescuer']).toBeUndefined();
+    expect(seen['x-keep']).toBe('yes');
+  });
+
   it('strips hop-by-hop fields from the response and appends our Via', async () => {
     up = await echoUpstream();
     front = await startProxy({ upstreams: [up.url], via: 'edge-1' });

@@ -3,6 +3,7 @@
 // both sign that moves tokens. Members talk through the in-process loopback of test/controller.
 import { describe, expect, it } from 'vitest';
 import { parsePrivateKey, generateKeyPair } from '../../rescue-protocol/keys.js';
+import { parseRequestBody, type VerifiedMessage } from '../../rescue-protocol/index.js';
 import {
   DEFAULT_LEDGER_POLICY,
   Ledger,
@@ -192,5 +193,39 @@ describe('flood insurance: no tokens, no rescue', () => {
 
   it('an unreachable registry declines the rescue (CTL_ERR_LEDGER_UNAVAILABLE)', async () => {
     expect(await declinedWith(community({ registryDown: true }))).toMatch(/CTL_ERR_LEDGER_UNAVAILABLE/);
+  });
+});
+
+describe('flood insurance: bad receipts at SHUTDOWN change nothing but the session ending', () => {
+  it('a SHUTDOWN whose receipt is not a receipt is refused by the schema (RSC_ERR_BAD_MESSAGE)', () => {
+    for (const receipt of [
+      'x',
+      { type: 'receipt', body: {}, sigs: { origin: 5 } },
+      { type: 'spend', body: {}, sigs: {} },
+    ]) {
+      expect(() => parseRequestBody('SHUTDOWN', { session: 's1.a.example', reason: '', receipt })).toThrow(
+        expect.objectContaining({ code: 'RSC_ERR_BAD_MESSAGE' }),
+      );
+    }
+  });
+
+  it('a forged receipt from the rescuer is not countersigned: the ACK carries none, nothing is submitted, the session ends', async () => {
+    const { clock, reg, origin, all } = community();
+    origin.controller.observe(sample('heavy', 1.2, 1000));
+    await run(all, clock, 3);
+    const [s] = origin.table.list('origin', ['active']);
+    const forged = { type: 'receipt', body: { session: s!.id }, sigs: { rescuer: 'A'.repeat(86) } };
+    const msg = {
+      v: 1,
+      type: 'SHUTDOWN',
+      from: A.id,
+      to: O.id,
+      ts: Date.now(),
+      nonce: 'n'.repeat(22),
+      body: { session: s!.id!, reason: 'test', receipt: forged },
+    } as VerifiedMessage;
+    expect(await origin.controller.onMessage(msg)).toEqual({ ok: true, session: s!.id });
+    expect(s!.state).toBe('closed');
+    expect(reg.submitted.filter((r) => r.type === 'receipt')).toHaveLength(0);
   });
 });

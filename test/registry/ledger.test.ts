@@ -8,12 +8,14 @@ import {
   type Ledger,
   LedgerError,
   ledgerPolicySchema,
+  MemberLedger,
   priceOf,
   recordId,
+  signReceipt,
   type LedgerErrorCode,
   type LedgerRecord,
 } from '../../src/registry/ledger/index.js';
-import { newLedger, newMember, NOW, receipt, release, spend } from './ledger-helpers.js';
+import { COMMUNITY, newLedger, newMember, NOW, receipt, release, spend } from './ledger-helpers.js';
 
 const O = newMember('origin.example');
 const A = newMember('a.example');
@@ -279,5 +281,62 @@ describe('ledgerPolicySchema', () => {
     // 1 GB + 1k requests = 0.1 + 0.2, exactly 1 token after rounding up (no float noise).
     expect(priceOf({ requests: 1000, bytes: 1e9 }, p)).toBe(1);
     expect(priceOf({ requests: 0, bytes: 0 }, p)).toBe(0);
+  });
+});
+
+describe('MemberLedger: what each party checks before signing', () => {
+  const policy = DEFAULT_LEDGER_POLICY;
+  const ledgerOf = (self: typeof O, l: Ledger) =>
+    new MemberLedger({
+      community: COMMUNITY,
+      policy,
+      self: { id: self.id, privateKey: self.privateKey },
+      peerKey: (m) => ALL.find((x) => x.id === m)?.keyObject,
+      registry: { admitSpend: async (s, payee) => l.admitSpend(s, NOW, payee) },
+      sink: { submit: async (r) => void l.add(r) },
+      wall: () => NOW,
+    });
+  const facts = {
+    session: 's1.a.example',
+    origin: O.id,
+    usage: { requests: 5000, bytes: 1e6 },
+    started: NOW - 1000,
+    ended: NOW,
+  };
+
+  it('tokens: the rescuer refuses a spend from another account, to another payee, or malformed', async () => {
+    const l = newLedger(ALL);
+    const o = ledgerOf(O, l);
+    const a = ledgerOf(A, l);
+    expect(await a.checkToken(O.id, o.token(A.id))).toMatchObject({ ok: true });
+    expect(await a.checkToken(B.id, o.token(A.id))).toMatchObject({
+      ok: false,
+      code: 'LGR_ERR_WRONG_ACCOUNT',
+    });
+    expect(await a.checkToken(O.id, o.token(B.id))).toMatchObject({ ok: false, code: 'LGR_ERR_WRONG_PAYEE' });
+    expect(await a.checkToken(O.id, '{not json')).toMatchObject({ ok: false, code: 'LGR_ERR_MALFORMED' });
+    expect(await a.checkToken(O.id, undefined)).toMatchObject({ ok: false, code: 'LGR_ERR_NO_TOKEN' });
+  });
+
+  it('receipts: the origin countersigns only its price of the usage, for its session, from the known rescuer key', () => {
+    const l = newLedger(ALL);
+    const o = ledgerOf(O, l);
+    const a = ledgerOf(A, l);
+    const half = a.rescuerHalf(facts);
+    expect(half.body.cost).toBe(priceOf(facts.usage, policy));
+    const done = o.countersign(A.id, facts.session, half);
+    expect(l.add(a.completed(half, done)).added).toBe(true);
+    const overpriced = signReceipt({ ...half.body, cost: half.body.cost + 1 }, 'rescuer', A.privateKey);
+    expect(refusal(() => o.countersign(A.id, facts.session, overpriced))).toBe('LGR_ERR_BAD_COST');
+    expect(refusal(() => o.countersign(A.id, 'other-session', half))).toBe('LGR_ERR_MALFORMED');
+    expect(refusal(() => o.countersign(B.id, facts.session, half))).toBe('LGR_ERR_MALFORMED');
+    const forged = { ...half, sigs: { rescuer: signBytes(Buffer.from('x'), A.privateKey) } };
+    expect(refusal(() => o.countersign(A.id, facts.session, forged))).toBe('LGR_ERR_BAD_SIGNATURE');
+    // The rescuer accepts back only the receipt it sent, with a good origin signature.
+    const changed = { ...done, body: { ...done.body, cost: 0 } };
+    expect(refusal(() => a.completed(half, changed))).toBe('LGR_ERR_TAMPERED');
+    expect(refusal(() => a.completed(half, { ...done, sigs: { rescuer: half.sigs.rescuer } }))).toBe(
+      'LGR_ERR_MISSING_SIGNATURE',
+    );
   });
 });

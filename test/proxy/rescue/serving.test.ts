@@ -1,6 +1,7 @@
 // Rescue serving details over real sockets: non-GET pass-through signed per method, body limits,
 // micro-caching, upgrades refused for rescued names, the 421 linger after the last session, and
 // the marker's own rules (reasons, clock window, interceptor).
+import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markerInterceptor, signMarker, verifyMarker, MARKER_SKEW_MS } from '../../../proxy/rescue/marker.js';
 import { redirectSnapshot } from '../../../proxy/redirect/index.js';
@@ -98,6 +99,28 @@ describe('rescued requests other than cacheable GETs', () => {
     expect(r.status).toBe(413);
     expect(errorCode(r.body)).toBe('PRX_ERR_BODY_TOO_LARGE');
     expect(originSite.seen.length).toBe(before);
+  });
+
+  it('a chunked body is counted as it streams and stopped past max_body_bytes with 413', async () => {
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: rescuer.port, path: '/echo', method: 'POST', headers: { host: VH } },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
+      req.on('error', reject);
+      // Transfer-Encoding: chunked (no Content-Length): 4 x 400 bytes, over the 1000-byte limit.
+      for (let i = 0; i < 4; i++) req.write(Buffer.alloc(400, 0x62));
+      req.end();
+    });
+    expect(r.status).toBe(413);
+    expect(errorCode(Buffer.from(r.body))).toBe('PRX_ERR_BODY_TOO_LARGE');
+    // Whatever reached the origin was cut short: its echo of the body never came back.
+    expect(r.body).not.toContain('POST bbbb');
+    expect(rescuer.proxy.rescueCacheStats()!.counters.originErrors).toBe(0);
   });
 
   it('HEAD is answered from the GET entry', async () => {
