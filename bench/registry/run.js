@@ -402,7 +402,7 @@ try {
       `- Command: \`node bench/registry/run.js${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\``,
       `- Date: ${now}`,
       `- Machine: ${os.cpus().length} CPUs, ${cpu}; Node ${process.version}; load average at start ${load0}`,
-      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-built lookups (fresh nonce each, from 16 registered origins in turn; authenticated by the session-key HMAC the registration answer gave, or Ed25519-signed) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry verifies each Ed25519 signature, checks the nonce, ranks and signs its answer.`,
+      `- Lookups: one \`dotslash registry\` process${SERVER_CPU ? ` pinned to CPU ${SERVER_CPU}` : ''} (the bare server on the same CPU, each stopped while the other is measured), load generator (bench/registry/loadgen.js${LOAD_CPU ? `, CPU ${LOAD_CPU}` : ''}) sending pre-built lookups (fresh nonce each, from 16 registered origins in turn; authenticated by the session-key HMAC the registration answer gave, or Ed25519-signed) over ${CONNECTIONS} keep-alive connections for ${DURATION} s; ${ROUNDS} round(s), order alternated, median shown. The registry checks each HMAC (or Ed25519 signature), the timestamp and the nonce, ranks, and answers unsigned (no DotSlash-Want-Signed).`,
       '',
       ...lines,
       '',
