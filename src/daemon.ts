@@ -73,6 +73,8 @@ const RESTART_KEYS: readonly [string, (c: Config) => unknown][] = [
   ['control.listen', (c) => c.control.listen],
   ['identity.key_file', (c) => c.identity.key_file],
   ['state_file', (c) => c.state_file],
+  // The registry client is built with the control plane at start.
+  ['registry', (c) => JSON.stringify(c.registry)],
   // The control plane exists only if rescue was not off at start (the admin kill switch covers on <-> observe).
   ['rescue.mode', (c) => effectiveRescueMode(c) === 'off'],
   ['dns.mode', (c) => c.dns.mode],

@@ -1,8 +1,8 @@
-// The `dotslash` command line (commander): proxy, start, validate, example, demo. Exit codes:
+// The `dotslash` command line (commander): proxy, start, validate, example, demo, registry. Exit codes:
 // 0 ok, 1 configuration or usage error, 2 runtime failure (e.g. a port already in use).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, formatIssue } from '../config/errors.js';
-import { configFromFlags, loadConfigFile } from '../config/load.js';
+import { configFromFlags, loadConfigFile, loadRegistryConfigFile } from '../config/load.js';
 import { packageVersion } from './package-info.js';
 import type * as RunModule from './run.js';
 
@@ -104,6 +104,50 @@ function buildProgram(): Command {
       const { loadPrivateKey } = await import('../../rescue-protocol/keys.js');
       usageErrors(() => process.stdout.write(`${loadPrivateKey(o.key).publicKey}\n`));
     });
+
+  const registry = program
+    .command('registry')
+    .description(
+      'run a registry (the community directory; issue 5) with a registry config file, or admit/revoke ' +
+        'keys in a running one',
+    )
+    .option('-c, --config <file>', 'registry YAML configuration file')
+    .option('--admin-token <token>', 'admin bearer token (default: the variable or file the config names)')
+    .action(async (o: { config?: string; adminToken?: string }) => {
+      if (o.config === undefined) throw new InvalidArgumentError('dotslash registry needs -c FILE');
+      const config = loadRegistryConfigFile(o.config);
+      const { runRegistry } = await import('../registry/run.js');
+      await runRegistry(config, { ...(o.adminToken !== undefined && { adminToken: o.adminToken }) });
+    });
+  for (const [name, admit] of [
+    ['admit', true],
+    ['revoke', false],
+  ] as const) {
+    registry
+      .command(`${name} <public-key>`)
+      .description(
+        `${admit ? 'admit' : 'revoke'} a member key (the "ed25519:..." line \`dotslash keygen\` prints) in a ` +
+          'closed community of a running registry; replicates through the mesh',
+      )
+      .option('-c, --config <file>', "the registry's config (admin address, token file, community)")
+      .option('--community <name>', "the community (default: the config file's only closed one)")
+      .option('--admin <url>', 'admin API base URL (default: http://<admin.listen> or http://127.0.0.1:7701)')
+      .option('--token <token>', 'admin bearer token (default: $DOTSLASH_REGISTRY_TOKEN or the token file)')
+      .action(
+        async (key: string, o: { config?: string; community?: string; admin?: string; token?: string }) => {
+          const { admitKeyRemote } = await import('../registry/run.js');
+          const answer = await admitKeyRemote({
+            publicKey: key,
+            admit,
+            ...(o.config !== undefined && { config: loadRegistryConfigFile(o.config) }),
+            ...(o.community !== undefined && { community: o.community }),
+            ...(o.admin !== undefined && { adminUrl: o.admin }),
+            ...(o.token !== undefined && { token: o.token }),
+          });
+          process.stdout.write(`${JSON.stringify(answer)}\n`);
+        },
+      );
+  }
 
   program
     .command('example')

@@ -7,8 +7,8 @@ import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { closestKey, keysAt } from './keys.js';
-import { configSchema } from './schema.js';
-import type { Config } from './schema.js';
+import { configSchema, registryServiceSchema } from './schema.js';
+import type { Config, RegistryServiceConfig } from './schema.js';
 
 export interface LoadOptions {
   /** Where ${VAR} references are looked up; process.env by default. */
@@ -33,6 +33,30 @@ export function loadConfigFile(file: string, opts: LoadOptions = {}): Config {
 
 /** Validate config text; `file` is only used to label positions. */
 export function parseConfig(text: string, file = '<config>', opts: LoadOptions = {}): Config {
+  return parseWithSchema(configSchema, text, file, opts);
+}
+
+/** Read, validate and freeze a registry service file (`dotslash registry -c FILE`). */
+export function loadRegistryConfigFile(file: string, opts: LoadOptions = {}): RegistryServiceConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError([
+      { code: 'CFG_ERR_READ', file, line: 1, column: 1, path: '', message: `cannot read file (${reason})` },
+    ]);
+  }
+  return parseWithSchema(registryServiceSchema, text, file, opts);
+}
+
+/** The YAML -> env -> schema pipeline for any of the config schemas (daemon or registry). */
+export function parseWithSchema<S extends z.ZodType>(
+  schema: S,
+  text: string,
+  file = '<config>',
+  opts: LoadOptions = {},
+): z.infer<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined): { line: number; column: number } => {
@@ -69,10 +93,10 @@ export function parseConfig(text: string, file = '<config>', opts: LoadOptions =
   });
   if (envIssues.length > 0) throw new ConfigError(envIssues);
 
-  const result = configSchema.safeParse(data);
+  const result = schema.safeParse(data);
   if (result.success) return deepFreeze(result.data);
 
-  const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, doc, data, file, at));
+  const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, doc, data, file, at, schema));
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   throw new ConfigError(issues);
 }
@@ -169,10 +193,11 @@ function toConfigIssues(
   data: unknown,
   file: string,
   at: At,
+  schema: z.ZodType,
 ): ConfigIssue[] {
   const path = issue.path as Path;
   if (issue.code === 'unrecognized_keys') {
-    const known = keysAt(path);
+    const known = keysAt(path, schema);
     return issue.keys.map((key) => {
       const hint = closestKey(key, known);
       return {

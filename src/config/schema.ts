@@ -2,6 +2,7 @@
 // default lives here, and a loaded config is validated once, then frozen.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ledgerPolicySchema } from '../registry/ledger/policy.js';
 import { checkZones } from '../../dns/snapshot.js';
 import type { ZoneConfig } from '../../dns/types.js';
 
@@ -293,6 +294,120 @@ export const rescueSchema = z
   .strict()
   .prefault({});
 
+// ---- registry (issue 5): the daemon's client section, and the registry service's own file ----
+
+const publicKeyText = z
+  .string()
+  .regex(/^ed25519:[A-Za-z0-9_-]{43}$/, 'expected "ed25519:" + 43 base64url characters');
+/** A community name: lower-case letters, digits, "." and "-" (it may be the community's domain). */
+export const communityName = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?$/, 'expected lower-case letters, digits, "." or "-"');
+
+export const registryClientSchema = z
+  .object({
+    /** Registry base URLs, tried in order (fail-over). */
+    urls: z.array(httpUrl).default([]),
+    /** Community domain: registries are found by DNS SRV _dotslash._tcp.<srv> (before urls). */
+    srv: hostName.optional(),
+    /** DNS servers for the SRV lookup (HOST:PORT); [] = the system resolver. */
+    dns_servers: z.array(hostPort).default([]),
+    /** The community this member registers in. */
+    community: communityName.default('default'),
+    /** Registration lease; renewed every lease_ms / 3. */
+    lease_ms: positiveInt.default(30_000),
+    /** Registry public keys whose signed answers are trusted; [] = answers are not verified. */
+    public_keys: z.array(publicKeyText).default([]),
+    /** Offer to rescue others (registered as willing). */
+    willing: z.boolean().default(true),
+    /** Spare capacity is re-published at most this often (and only when it changed by 10 %). */
+    publish_interval_ms: positiveInt.default(5_000),
+    /** Per-request timeout to one registry before failing over to the next. */
+    timeout_ms: positiveInt.default(3_000),
+    /** Flood-insurance communities: the token ledger policy (the registry's community policy). */
+    ledger: ledgerPolicySchema.optional(),
+  })
+  .strict()
+  .prefault({});
+
+export const registryCommunitySchema = z
+  .object({
+    name: communityName,
+    /** open: anyone registers; closed: admitted keys only; flood-insurance: closed + token ledger. */
+    type: z.enum(['open', 'closed', 'flood-insurance']).default('open'),
+    /** Token ledger policy (flood-insurance): starting balance, prices, spend amount, holds. */
+    policy: ledgerPolicySchema.prefault({}),
+  })
+  .strict();
+
+export const registryPeerSchema = z
+  .object({
+    id: hostName,
+    url: httpUrl,
+    public_key: publicKeyText,
+  })
+  .strict();
+
+export const registryServiceSchema = z
+  .object({
+    /** This registry's id (a host name): the mesh names updates by it. */
+    id: hostName,
+    /** Registry API listener (members and peer registries). */
+    listen: hostPort.default('127.0.0.1:7700'),
+    /** SQLite store (WAL). */
+    state_file: z.string().min(1).default('.dotslash/registry.db'),
+    /** Ed25519 private key (PKCS8 PEM, `dotslash keygen` format); created 0600 if missing. */
+    key_file: z.string().min(1).default('.dotslash/registry.key'),
+    /** The other registries of the mesh. */
+    peers: z.array(registryPeerSchema).default([]),
+    communities: z.array(registryCommunitySchema).min(1, 'at least one community is required'),
+    admin: z
+      .object({
+        /** Admin API (admit, revoke, status): bearer token, loopback by default. */
+        listen: hostPort.default('127.0.0.1:7701'),
+        token_env: z.string().min(1).default('DOTSLASH_REGISTRY_TOKEN'),
+        token_file: z.string().min(1).default('.dotslash/registry-admin.token'),
+      })
+      .strict()
+      .prefault({}),
+    lease: z
+      .object({
+        min_ms: positiveInt.default(3_000),
+        max_ms: positiveInt.default(600_000),
+      })
+      .strict()
+      .refine((l) => l.min_ms <= l.max_ms, { message: 'min_ms must not exceed max_ms', path: ['min_ms'] })
+      .prefault({}),
+    mesh: z
+      .object({
+        /** Period of the version-vector exchange with each peer (anti-entropy). */
+        anti_entropy_ms: positiveInt.default(2_000),
+        /** New updates are batched this long before being forwarded to peers. */
+        push_delay_ms: durationMs.default(20),
+      })
+      .strict()
+      .prefault({}),
+    /** Largest request body accepted. */
+    max_body_bytes: positiveInt.default(16_384),
+    log: logSchema,
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const names = new Set<string>();
+    c.communities.forEach((k, i) => {
+      if (names.has(k.name))
+        ctx.addIssue({ code: 'custom', path: ['communities', i, 'name'], message: `listed twice` });
+      names.add(k.name);
+    });
+    c.peers.forEach((p, i) => {
+      if (p.id === c.id)
+        ctx.addIssue({ code: 'custom', path: ['peers', i, 'id'], message: 'a registry is not its own peer' });
+    });
+  });
+
+export type RegistryServiceConfig = z.infer<typeof registryServiceSchema>;
+export type RegistryClientConfig = z.infer<typeof registryClientSchema>;
+export type CommunityConfig = RegistryServiceConfig['communities'][number];
 // ---- DNS (issue 4): the embedded authoritative server; part B adds `dns.rfc2136` ----
 
 const ttlSeconds = z.number().int().min(0).max(2_147_483_647);
@@ -452,6 +567,8 @@ export const configSchema = z
     /** Known members: candidates to ask for rescue, and whose messages are accepted. */
     peers: z.array(peerSchema).default([]),
     rescue: rescueSchema,
+    /** Registry client: register, renew, publish spare capacity, discover rescuers (issue 5). */
+    registry: registryClientSchema,
     dns: dnsSchema,
     /** SQLite state (sessions, their history, the never-reused vhost counter). */
     state_file: z.string().min(1).default('.dotslash/state.db'),
@@ -481,12 +598,20 @@ export const configSchema = z
     });
   });
 
-/** rescue.mode, or its documented default: on when peers are configured, else off. */
+/** rescue.mode, or its documented default: on when peers or a registry are configured, else off. */
 export function effectiveRescueMode(c: {
   rescue: { mode?: 'on' | 'observe' | 'off' | undefined };
   peers: readonly unknown[];
+  registry?: { urls: readonly unknown[]; srv?: string | undefined };
 }): 'on' | 'observe' | 'off' {
-  return c.rescue.mode ?? (c.peers.length > 0 ? 'on' : 'off');
+  return c.rescue.mode ?? (c.peers.length > 0 || registryConfigured(c.registry) ? 'on' : 'off');
+}
+
+/** A registry is in use when URLs or an SRV domain are configured. */
+export function registryConfigured(
+  r: { urls: readonly unknown[]; srv?: string | undefined } | undefined,
+): boolean {
+  return r !== undefined && (r.urls.length > 0 || r.srv !== undefined);
 }
 
 /** dns.rescue_ttl, or rescue.dns_ttl_s (so a rescuer's drain, 2 x that TTL, outlasts cached answers). */

@@ -18,6 +18,19 @@ export interface RescueTransport {
   ): Promise<{ readonly body: ReplyBodies[T] }>;
 }
 
+/**
+ * Where rescue candidates come from besides the static `peers` list: the registry (issue 5).
+ * Synchronous reads of a cache the registry client keeps fresh; refresh() asks for more.
+ */
+export interface PeerDiscovery {
+  /** The last lookup's candidates, best first (may be empty). */
+  candidates(): readonly Peer[];
+  /** Ask the registry for fresh candidates, leaving out these member ids (throttled, async). */
+  refresh(exclude: readonly string[]): void;
+  /** A member the registry told us about, by id (to reach the peer of a session). */
+  peer(id: string): Peer | undefined;
+}
+
 export interface ControlContext {
   readonly table: SessionTable;
   readonly transport: RescueTransport;
@@ -25,6 +38,8 @@ export interface ControlContext {
   /** Flood-insurance communities only: the token ledger's touch points. */
   readonly ledger?: LedgerFlow;
   settings(): RescueSettings;
+  /** The registry, when one is configured. */
+  readonly discovery: PeerDiscovery | undefined;
   mode(): RescueMode;
   /** The latest measurement, or null before the first sample. */
   measure(): Measure | null;

@@ -23,7 +23,7 @@ import type { MonitorSample } from '../monitor/types.js';
 import type { MemberLedger } from '../registry/ledger/index.js';
 import type { Session } from '../sessions/session.js';
 import type { SessionTable } from '../sessions/table.js';
-import type { ControlContext, RescueTransport } from './context.js';
+import type { ControlContext, PeerDiscovery, RescueTransport } from './context.js';
 import { handleMessage, type PurgeRequest } from './inbox.js';
 import { LedgerFlow } from './ledger-flow.js';
 import { describe, OriginSide } from './origin-side.js';
@@ -56,6 +56,8 @@ export interface ControllerOptions {
   readonly publishDns?: (sets: DnsRecordSets) => void;
   /** Rescuer side: what a session served (proxy/rescue/usage.ts UsageBook); sent in SHUTDOWN and stored. */
   readonly usage?: (session: string) => ShutdownBody['usage'] | undefined;
+  /** Rescue candidates from the registry (asked first; the static peers list is the fallback). */
+  readonly discovery?: PeerDiscovery;
   /**
    * Flood-insurance communities: this member's side of the token ledger (the registry client builds
    * it). SOS carry a signed spend, accepted only when it pays; SHUTDOWN exchanges signed receipts.
@@ -112,6 +114,7 @@ export class RescueController extends EventEmitter {
       log: this.log,
       ...(this.ledger ? { ledger: this.ledger } : {}),
       settings: () => this.settings,
+      discovery: opts.discovery,
       mode: () => this.modeNow,
       measure: () => this.measure,
       closed: () => this.closed,
@@ -407,7 +410,7 @@ export class RescueController extends EventEmitter {
   }
 
   private peerOf(session: Session): Peer | undefined {
-    return this.settings.peers.find((p) => p.id === session.peer);
+    return this.settings.peers.find((p) => p.id === session.peer) ?? this.opts.discovery?.peer(session.peer);
   }
 
   /** Acts when mode is on; in observe mode says what it would do (once, when it starts wanting to). */

@@ -17,9 +17,11 @@ import {
   type MemberIdentity,
   type ShutdownBody,
 } from '../../rescue-protocol/index.js';
-import type { Config } from '../config/schema.js';
+import { registryConfigured, type Config } from '../config/schema.js';
+import { RegistryClient } from '../registry/client.js';
+import { memberRegistration, registrySource, spareFromSample } from '../registry/member.js';
 import type { MonitorSample } from '../monitor/types.js';
-import type { MemberLedger } from '../registry/ledger/index.js';
+import { MemberLedger } from '../registry/ledger/index.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
 import { StateDb } from '../storage/state-db.js';
 import { RescueController } from './controller.js';
@@ -56,6 +58,8 @@ export interface RescueControl {
   readonly server: ControlServer;
   readonly client: ControlClient;
   readonly db: StateDb;
+  /** The registry client, once started, when registry.urls or registry.srv is configured. */
+  readonly registry: RegistryClient | undefined;
   /** This member's public key text ("ed25519:..."): what peers put in their config. */
   readonly publicKey: string;
   /** Id and signing key (the data path signs rescuer fetches with it). */
@@ -71,6 +75,32 @@ export interface RescueControl {
   start(): Promise<AddressInfo>;
   /** SHUTDOWN of every active session (unless `shutdown: false`), then listener, client and state file. Idempotent. */
   close(opts?: { shutdown?: boolean }): Promise<void>;
+}
+
+/**
+ * Flood-insurance (registry.ledger set): the member's ledger asks the registry client to admit
+ * spends and takes its receipts; the client exists once the control listener is up.
+ */
+function registryLedger(
+  config: Config,
+  registry: () => RegistryClient | undefined,
+): RescueControlDeps['ledger'] {
+  const policy = config.registry.ledger;
+  if (policy === undefined || !registryConfigured(config.registry)) return undefined;
+  const client = (): RegistryClient => {
+    const r = registry();
+    if (!r) throw new Error('the registry client is not started');
+    return r;
+  };
+  return ({ identity, peerKey }) =>
+    new MemberLedger({
+      community: config.registry.community,
+      policy,
+      self: identity,
+      peerKey,
+      registry: { admitSpend: (spend, payee) => client().admitSpend(spend, payee) },
+      sink: { submit: (record) => client().submit(record) },
+    });
 }
 
 /** Loads the member key, creating it (0600, parent 0700) on first start. */
@@ -100,9 +130,16 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   if (stale > 0) log.info({ sessions: stale }, 'closed sessions a previous run left open');
   const table = new SessionTable({ db, logger: log, drainMs: settings.drainMs, ...(clock ? { clock } : {}) });
   const client = new ControlClient({ self: identity });
+  // The registry (issue 5): created at start(), once the control listener's URL is known.
+  let registry: RegistryClient | undefined;
+  /** Keys learned from the registry; re-added after a reload refills the map from the config. */
+  const learned = new Map<string, KeyObject>();
   // A live map: ControlServer looks keys up per message, so update() can swap them in place.
   const peers = peerKeyMap(config.peers);
-  const ledger = deps.ledger?.({ identity, peerKey: (m) => peers.get(m) });
+  const ledger = (deps.ledger ?? registryLedger(config, () => registry))?.({
+    identity,
+    peerKey: (m) => peers.get(m),
+  });
   const controller = new RescueController({
     settings,
     table,
@@ -113,6 +150,13 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publishDns: deps.publishDns,
     onPurge: deps.onPurge,
     usage: deps.usage,
+    ...(registryConfigured(config.registry) && {
+      discovery: {
+        candidates: () => registry?.candidates() ?? [],
+        refresh: (exclude) => void registry?.refresh(exclude),
+        peer: (id) => registry?.peer(id),
+      },
+    }),
     ...(ledger ? { ledger } : {}),
   });
   const server = new ControlServer({
@@ -122,7 +166,10 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     onMessage: controller.onMessage,
     logger: log,
   });
-  const onSample = (s: MonitorSample): void => controller.observe(s);
+  const onSample = (s: MonitorSample): void => {
+    controller.observe(s);
+    registry?.setSpare(controller.state === 'sos' ? { uplink_bps: 0, cpu: 0, rps: 0 } : spareFromSample(s));
+  };
   let closing: Promise<void> | null = null;
   let current = config;
   return {
@@ -133,18 +180,46 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     publicKey,
     identity,
     peerKeys: peers,
+    get registry() {
+      return registry;
+    },
     update(next: Config) {
       const fresh = peerKeyMap(next.peers); // throws before anything changes
       const nextSettings = rescueSettings(next);
       const modeChanged = nextSettings.mode !== rescueSettings(current).mode;
       peers.clear();
       for (const [id, key] of fresh) peers.set(id, key);
+      for (const [id, key] of learned) if (!peers.has(id)) peers.set(id, key);
       controller.update(nextSettings);
       if (modeChanged) controller.setMode(nextSettings.mode);
       current = next;
     },
     async start() {
       const addr = await server.listen();
+      if (registryConfigured(config.registry)) {
+        const r = config.registry;
+        registry = new RegistryClient({
+          self: identity,
+          registration: memberRegistration(
+            config,
+            settings,
+            config.control.public_url ?? server.url,
+            publicKey,
+          ),
+          registries: registrySource(r),
+          trustedKeys: r.public_keys,
+          timeoutMs: r.timeout_ms,
+          publishIntervalMs: r.publish_interval_ms,
+          logger: log.child({ component: 'registry' }),
+          // Configured peers keep their configured key; others are learned from the registry.
+          onMember: (id, key) => {
+            if (current.peers.some((p) => p.id === id)) return;
+            learned.set(id, key);
+            peers.set(id, key);
+          },
+        });
+        await registry.start();
+      }
       deps.monitor?.on('sample', onSample);
       controller.start();
       return addr;
@@ -153,6 +228,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
       closing ??= (async () => {
         deps.monitor?.off('sample', onSample);
         await controller.close(opts);
+        await registry?.close();
         await server.close();
         await client.close();
         db.close();

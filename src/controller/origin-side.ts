@@ -96,15 +96,27 @@ export class OriginSide {
     }
   }
 
-  /** First configured peer not rescuing us already and not a recent decliner. */
+  /**
+   * The registry's best candidate, else the first configured peer, that is not rescuing us
+   * already and did not decline recently. Each call also asks the registry for fresh candidates
+   * (throttled), so the next tick sees them.
+   */
   private candidate(now: number): Peer | undefined {
     const s = this.ctx.settings();
     const busy = new Set(this.ctx.table.list('origin').map((x) => x.peer));
-    return s.peers.find((p) => {
+    const usable = (p: Peer): boolean => {
       if (busy.has(p.id)) return false;
       const at = this.declined.get(p.id);
       return at === undefined || now - at >= s.declineHoldMs;
-    });
+    };
+    const discovery = this.ctx.discovery;
+    if (discovery) {
+      const declined = [...this.declined].filter(([, at]) => now - at < s.declineHoldMs).map(([id]) => id);
+      discovery.refresh([...busy, ...declined]);
+      const found = discovery.candidates().find(usable);
+      if (found) return found;
+    }
+    return s.peers.find(usable);
   }
 
   private sendSos(peer: Peer, want: number, why: string): void {

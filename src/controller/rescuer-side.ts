@@ -52,7 +52,7 @@ export class RescuerSide {
       s,
       from,
       body,
-      s.peers.find((p) => p.id === from)?.control_url,
+      s.peers.find((p) => p.id === from)?.control_url ?? this.ctx.discovery?.peer(from)?.control_url,
       table.list('rescuer', ['active', 'draining']),
     );
     if (refusal !== null) return decline(refusal.code, refusal.detail);

@@ -1,14 +1,14 @@
 // A DotSlash community on one machine: one origin and N rescuers, each a separate daemon process
 // (`dotslash start -c <generated config>`) on its own 127.0.0.x address, with generated keys,
-// admin tokens, state files and configs that list each other as peers. Used by `dotslash demo`
-// and by the integration tests.
+// admin tokens, state files and configs that list each other as peers, or a registry process
+// they all register with (discovery 'registry'). Used by `dotslash demo` and the integration tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { generateKeyPair, writePrivateKey } from '../../rescue-protocol/keys.js';
 import { startDemoSite, type DemoSite } from './site.js';
@@ -62,6 +62,20 @@ export interface CommunityOptions {
   /** The command that runs the dotslash CLI (default: the running one: node [execArgv] argv[1]). */
   entry?: readonly string[];
   logLevel?: string;
+  /**
+   * How members find rescuers: 'registry' runs a registry process (`dotslash registry`) that
+   * every member registers with, and no member lists peers; 'static' (default) lists them all.
+   */
+  discovery?: 'static' | 'registry';
+}
+
+/** The community's registry process, when discovery is 'registry'. */
+export interface RegistryProcess {
+  readonly configFile: string;
+  readonly logFile: string;
+  /** http://host:port of its API. */
+  readonly url: string;
+  child: ChildProcess | null;
 }
 
 export interface Member {
@@ -157,15 +171,22 @@ export function defaultEntry(): string[] {
 export class Community {
   readonly members: readonly Member[];
   readonly baseDir: string;
+  readonly registry: RegistryProcess | null;
   readonly #entry: readonly string[];
   readonly #exits = new Map<string, Promise<number | null>>();
   #stopping: Promise<void> | null = null;
   readonly #onExit = (): void => this.killAll('SIGKILL');
 
-  private constructor(baseDir: string, members: Member[], entry: readonly string[]) {
+  private constructor(
+    baseDir: string,
+    members: Member[],
+    entry: readonly string[],
+    registry: RegistryProcess | null,
+  ) {
     this.baseDir = baseDir;
     this.members = members;
     this.#entry = entry;
+    this.registry = registry;
   }
 
   get origin(): Member {
@@ -245,6 +266,7 @@ export class Community {
       throw err;
     }
 
+    const registry = opts.discovery === 'registry' ? await writeRegistryConfig(opts, hosts[0]!) : null;
     for (const m of members) {
       const capacity = m.role === 'origin' ? opts.originRps : rescuerRps;
       const config = {
@@ -294,9 +316,15 @@ export class Community {
             },
           ],
         },
-        peers: members
-          .filter((p) => p !== m)
-          .map((p) => ({ id: p.name, control_url: p.controlUrl, public_key: p.publicKey })),
+        // Discovered through the registry, or listed: never both, so the demo shows the one it says.
+        peers: registry
+          ? []
+          : members
+              .filter((p) => p !== m)
+              .map((p) => ({ id: p.name, control_url: p.controlUrl, public_key: p.publicKey })),
+        ...(registry && {
+          registry: { urls: [registry.url], community: 'demo', lease_ms: 3_000, publish_interval_ms: 1_000 },
+        }),
         rescue: {
           mode: opts.modes?.[m.name] ?? 'on',
           ...tuning,
@@ -306,14 +334,47 @@ export class Community {
       };
       writeFileSync(m.configFile, stringify(config), { mode: 0o600 });
     }
-    return new Community(opts.baseDir, members, opts.entry ?? defaultEntry());
+    return new Community(opts.baseDir, members, opts.entry ?? defaultEntry(), registry);
   }
 
   /** Spawns every daemon and waits until each answers on its admin and control listeners. */
   async start(timeoutMs = 30_000): Promise<void> {
     process.on('exit', this.#onExit);
+    if (this.registry) await this.startRegistry(this.registry, timeoutMs);
     for (const m of this.members) this.spawn(m);
     await Promise.all(this.members.map((m) => this.waitReady(m, timeoutMs)));
+  }
+
+  /** Runs `dotslash registry -c FILE` and waits for its health endpoint. */
+  private async startRegistry(r: RegistryProcess, timeoutMs: number): Promise<void> {
+    const fd = openSync(r.logFile, 'a', 0o600);
+    const child = spawn(this.#entry[0]!, [...this.#entry.slice(1), 'registry', '-c', r.configFile], {
+      cwd: dirname(r.configFile),
+      env: { ...process.env },
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    });
+    closeSync(fd);
+    r.child = child;
+    const exit = new Promise<number | null>((res) =>
+      child.once('exit', (code, signal) => res(signal ? null : code)),
+    );
+    this.#exits.set('registry', exit);
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (child.exitCode !== null)
+        throw new Error(`the registry exited during start-up:\n${tail(r.logFile)}`);
+      if (
+        await fetch(`${r.url}/v1/health`).then(
+          (x) => x.ok,
+          () => false,
+        )
+      )
+        return;
+      if (Date.now() > until)
+        throw new Error(`the registry is not ready in ${timeoutMs} ms:\n${tail(r.logFile)}`);
+      await sleep(100);
+    }
   }
 
   /** (Re)starts one member's daemon process; its output goes to its log file. */
@@ -367,6 +428,8 @@ export class Community {
 
   killAll(signal: NodeJS.Signals): void {
     for (const m of this.members) this.kill(m.name, signal);
+    const reg = this.registry?.child;
+    if (signal === 'SIGKILL' && reg && reg.exitCode === null && reg.signalCode === null) reg.kill(signal);
   }
 
   /** Graceful stop: SIGTERM to every daemon, SIGKILL after `graceMs`; then the sites close. Idempotent. */
@@ -377,6 +440,13 @@ export class Community {
       const timer = setTimeout(() => this.killAll('SIGKILL'), graceMs);
       await all;
       clearTimeout(timer);
+      // The registry last: members deregister on their way out.
+      const reg = this.registry?.child;
+      if (reg && reg.exitCode === null && reg.signalCode === null) {
+        reg.kill('SIGTERM');
+        await Promise.race([this.exited('registry'), sleep(graceMs)]);
+        if (reg.exitCode === null && reg.signalCode === null) reg.kill('SIGKILL');
+      }
       process.off('exit', this.#onExit);
       await Promise.all(this.members.map((m) => m.site.close()));
     })();
@@ -393,6 +463,26 @@ function fromMember(req: IncomingMessage, rescuers: readonly string[]): boolean 
   const xff = req.headers['x-forwarded-for'];
   const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').pop()?.trim() ?? '';
   return rescuers.includes(last);
+}
+
+/** The demo registry's config: one open community "demo", on the origin's address. */
+async function writeRegistryConfig(opts: CommunityOptions, host: string): Promise<RegistryProcess> {
+  const dir = join(opts.baseDir, 'registry');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const [api, admin] = [await freePort(host), await freePort(host)];
+  const configFile = join(dir, 'registry.yaml');
+  const config = {
+    id: 'registry.test',
+    listen: `${host}:${api}`,
+    state_file: join(dir, 'registry.db'),
+    key_file: join(dir, 'registry.key'),
+    communities: [{ name: 'demo', type: 'open' }],
+    admin: { listen: `${host}:${admin}`, token_file: join(dir, 'admin.token') },
+    lease: { min_ms: 1_000, max_ms: 60_000 },
+    log: { level: opts.logLevel ?? 'info' },
+  };
+  writeFileSync(configFile, stringify(config), { mode: 0o600 });
+  return { configFile, logFile: join(dir, 'registry.log'), url: `http://${host}:${api}`, child: null };
 }
 
 const hostPortOf = (url: string): string => new URL(url).host;

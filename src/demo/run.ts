@@ -76,7 +76,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const say = (s: string): void => void err.write(s);
 
   say(`DotSlash community demo: setting up in ${baseDir}\n`);
-  const community = await Community.create({ baseDir, originRps, ...opts.community });
+  // Rescuers are discovered through a registry, not configured (issue 5).
+  const community = await Community.create({ baseDir, originRps, discovery: 'registry', ...opts.community });
   let stopping = false;
   let interrupted = false;
   const onSignal = (): void => {
