@@ -18,7 +18,7 @@ import {
   type CountedSocket,
   type FrontContext,
 } from './exchange.js';
-import { buildRequestHeaders, requestInfo } from './headers.js';
+import { buildRequestHeaders, requestInfo, VERIFIED_RESCUER_HEADER } from './headers.js';
 import { prepareSnapshot, type Snapshot } from './snapshot.js';
 import { ProxyStats } from './stats.js';
 import { Tunnel, type TunnelSet } from './tunnel.js';
@@ -26,7 +26,7 @@ import type { Upstream } from './upstreams.js';
 import type { PullThroughCache } from './cache/pull-through.js';
 import type { RedirectSnapshot, RedirectStats } from './redirect/index.js';
 import { BodyLimit } from './body-limit.js';
-import { RescueRouter, type RescueMembers } from './rescue/router.js';
+import { kVerifiedRescuer, RescueRouter, type VerifiedRequest, type RescueMembers } from './rescue/router.js';
 import type { RescueServingOptions } from './rescue/serving.js';
 import type { SessionUsage } from './rescue/usage.js';
 import type { RescueServingView } from './rescue/view.js';
@@ -312,6 +312,11 @@ export class FrontProxy {
       req.httpVersionMinor === 1,
       false,
     );
+    // A rescuer's fetch the rescue hook verified (only ever set while rescue is active).
+    if (rescue !== null && headers !== null) {
+      const rescuer = (req as VerifiedRequest)[kVerifiedRescuer];
+      if (rescuer !== undefined) headers.push(VERIFIED_RESCUER_HEADER, rescuer);
+    }
     let body: Readable | null = null;
     if (headers !== null) {
       const max = snap.maxBodyBytes;

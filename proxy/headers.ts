@@ -14,6 +14,13 @@ export interface HeaderPolicy {
   readonly trusted: BlockList | null;
 }
 
+/**
+ * Told to the upstream on a rescuer's fetch whose signed marker the front verified: the rescuer's
+ * member id. The site may let such fetches (one per URL, they fill a rescuer's cache for many
+ * clients) skip its own queue. The front drops any copy a client sends.
+ */
+export const VERIFIED_RESCUER_HEADER = 'x-dotslash-verified-rescuer';
+
 // Request header classes. A switch on the name's length first keeps the common case (an
 // ordinary header) to one integer compare and no lower-casing.
 const KEEP = 0;
@@ -73,6 +80,11 @@ function classify(name: string): number {
       // see a claim it cannot verify.
       const l = name.toLowerCase();
       return l === 'x-dotslash-rescuer' ? DROP : isProxyHeader(l);
+    }
+    case 27: {
+      // Ours to write (after checking a marker); a client's copy never passes.
+      const l = name.toLowerCase();
+      return l === VERIFIED_RESCUER_HEADER ? DROP : isProxyHeader(l);
     }
     default:
       return name.length > 6 ? isProxyHeader(name.toLowerCase()) : KEEP;

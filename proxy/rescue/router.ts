@@ -23,6 +23,10 @@ export interface RescueMembers {
 }
 
 const MARKER_LENGTH = MARKER_HEADER.length;
+
+/** Set on a request whose rescuer-fetch marker verified: the rescuer's id (the front tells the upstream). */
+export const kVerifiedRescuer = Symbol('dotslash.verifiedRescuer');
+export type VerifiedRequest = IncomingMessage & { [kVerifiedRescuer]?: string };
 const NO_PEERS: ReadonlyMap<string, KeyObject> = new Map();
 
 export class RescueRouter {
@@ -133,7 +137,10 @@ export class RescueRouter {
   /** A rescuer's fetch: valid -> proxy straight to the upstream (never redirected); else 403. */
   private checkMarker(req: IncomingMessage, res: ProxyResponse, value: string): boolean {
     const check = verifyMarker(value, req.method!, req.url!, this.peers);
-    if (check.ok) return false;
+    if (check.ok) {
+      (req as VerifiedRequest)[kVerifiedRescuer] = check.rescuer;
+      return false;
+    }
     this.logger.debug(
       { reason: check.reason, remote: req.socket.remoteAddress, url: req.url },
       'rescuer-fetch marker refused',

@@ -10,6 +10,7 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { VERIFIED_RESCUER_HEADER } from '../../proxy/headers.js';
 import { generateKeyPair, writePrivateKey } from '../../rescue-protocol/keys.js';
 import { startDemoSite, type DemoSite } from './site.js';
 
@@ -227,7 +228,7 @@ export class Community {
         const site = await startDemoSite({
           host,
           ...(role === 'origin'
-            ? { rps: opts.originRps, urgent: (req) => fromMember(req, hosts.slice(1)) }
+            ? { rps: opts.originRps, urgent: (req) => fromMember(req, names.slice(1)) }
             : {}),
         });
         const [front, admin, control] = [frontPort, await freePort(host), await freePort(host)];
@@ -455,14 +456,14 @@ export class Community {
 }
 
 /**
- * A rescuer's fetch: forwarded by the origin front for one of the rescuers' addresses. The front
- * writes X-Forwarded-For itself (clients' values are replaced), so a client cannot claim it; the
- * marker header is not trusted here, since the front verifies it only while a rescue is active.
+ * A rescuer's cache fill, as the origin's front vouches for it (not X-Forwarded-For: a rescuer's
+ * connection to another 127.0.0.x address leaves from 127.0.0.1, so its address says nothing).
  */
 function fromMember(req: IncomingMessage, rescuers: readonly string[]): boolean {
-  const xff = req.headers['x-forwarded-for'];
-  const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').pop()?.trim() ?? '';
-  return rescuers.includes(last);
+  // Written by the origin's front after it verified the rescuer's signed marker (it drops any copy
+  // a client sends), so only a real rescuer fetch carries it.
+  const id = req.headers[VERIFIED_RESCUER_HEADER];
+  return typeof id === 'string' && rescuers.includes(id);
 }
 
 /** The demo registry's config: one open community "demo", on the origin's address. */

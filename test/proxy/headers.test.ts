@@ -60,15 +60,18 @@ describe('hop-by-hop headers', () => {
     expect(seen.host).toBe('site.example');
   });
 
-  it('never forwards a rescuer-fetch marker: with no rescue active nobody verified it', async () => {
+  it('never forwards a rescuer-fetch marker or a client-sent verified-rescuer header', async () => {
     up = await echoUpstream();
     front = await startProxy({ upstreams: [up.url] });
     const text = await rawRequest(
       front.port,
-      'GET /m HTTP/1.1\r\nHost: site.example\r\nX-DotSlash-Rescuer: rescue-b.example 1 forged\r\nX-Keep: yes\r\n\r\n',
+      'GET /m HTTP/1.1\r\nHost: site.example\r\nX-DotSlash-Rescuer: rescue-b.example 1 forged\r\n' +
+        'X-DotSlash-Verified-Rescuer: rescue-b.example\r\nX-Keep: yes\r\n\r\n',
     );
     expect(text).toMatch(/^HTTP\/1.1 200/);
     expect(seen['x-dotslash-rescuer']).toBeUndefined();
+    // Only the front writes the verified-rescuer header, after checking a marker.
+    expect(seen['x-dotslash-verified-rescuer']).toBeUndefined();
     expect(seen['x-keep']).toBe('yes');
   });
 

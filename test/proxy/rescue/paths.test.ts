@@ -66,6 +66,8 @@ describe('origin redirects, rescuer serves through its cache', () => {
     expect(seen.headers.host).toBe(SITE);
     // The front verified the marker and kept it to itself: the upstream never sees it.
     expect(seen.headers['x-dotslash-rescuer']).toBeUndefined();
+    // Instead it tells the upstream which rescuer it verified (a site may let cache fills skip its queue).
+    expect(seen.headers['x-dotslash-verified-rescuer']).toBe(RESCUER_ID);
     expect(String(seen.headers.via)).toContain('dotslash');
     expect(p.rescuerSite.seen).toHaveLength(0);
     expect(p.origin.proxy.redirectStats().redirects).toBe(1);
