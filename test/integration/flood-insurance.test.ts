@@ -107,15 +107,21 @@ function closedOriginSessions(c: Community): { opened: number; closed: string[] 
   }
 }
 
-/** A flash crowd on the origin: ramps up in seconds to `peak` req/s, holds, stops. */
-async function flashCrowd(c: Community, peak: number, holdMs: number): Promise<void> {
+/** A flash crowd on the origin: ramps up in seconds to `peak` req/s, holds up to `holdMs` (or until `done`). */
+async function flashCrowd(
+  c: Community,
+  peak: number,
+  holdMs: number,
+  done = (): boolean => false,
+): Promise<void> {
   const crowd = crowdFor(c);
   try {
     for (let i = 1; i <= 4; i++) {
       crowd.setRate((peak * i) / 4);
       await sleep(1_000);
     }
-    await sleep(holdMs);
+    const end = Date.now() + holdMs;
+    while (!done() && Date.now() < end) await sleep(250);
   } finally {
     await crowd.close();
   }
@@ -174,10 +180,11 @@ describe('flood-insurance community', () => {
         'a receipt per closed session at the registry',
       ))!;
       expect([...new Set(receipts.map((r) => r.session))].sort()).toEqual(sessions.closed);
-      expect(receipts.every((r) => r.origin === c.origin.name && r.cost > 0)).toBe(true);
+      expect(receipts.every((r) => r.origin === c.origin.name)).toBe(true);
 
       const after = await balances(c);
       const paid = receipts.reduce((a, r) => a + r.cost, 0);
+      expect(paid, 'the rescue cost tokens').toBeGreaterThan(0);
       const gained = c.rescuers.map((r) => after[r.name]!.balance - POLICY.starting_balance);
       for (const r of c.rescuers) {
         const earned = receipts.filter((x) => x.rescuer === r.name).reduce((a, x) => a + x.cost, 0);
@@ -203,12 +210,8 @@ describe('flood-insurance community', () => {
       expect(origin.available).toBeLessThan(POLICY.spend_amount);
       const declined = (): boolean =>
         logLines(c.origin.logFile).some((l) => String(l.reason ?? '').includes('CTL_ERR_NO_TOKENS'));
-      const crowd = flashCrowd(c, 8 * ORIGIN_RPS, 8_000);
-      try {
-        await until(declined, 30_000, 'an SOS declined with CTL_ERR_NO_TOKENS');
-      } finally {
-        await crowd;
-      }
+      await flashCrowd(c, 8 * ORIGIN_RPS, 30_000, declined);
+      expect(declined(), 'an SOS declined with CTL_ERR_NO_TOKENS').toBe(true);
       const refusals = c.rescuers.flatMap((r) =>
         logLines(r.logFile).filter((l) => l.code === 'CTL_ERR_NO_TOKENS' && l.origin === c.origin.name),
       );
