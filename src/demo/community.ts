@@ -225,6 +225,13 @@ export class Community {
     if (hosts.length < 2 || names.length !== hosts.length)
       throw new Error('a community needs an origin and at least one rescuer, one name per address');
     const tuning = { ...DEMO_TUNING, ...opts.tuning };
+    if (opts.community?.type === 'flood-insurance' && opts.discovery !== 'registry')
+      throw new Error('a flood-insurance community needs discovery: registry (its ledger lives there)');
+    // Parsed here so a bad policy fails before anything starts, not in every child's config check.
+    const policy =
+      opts.community?.type === 'flood-insurance'
+        ? ledgerPolicySchema.parse(opts.community.policy ?? {})
+        : null;
     const rescuerRps = opts.rescuerRps ?? 20 * opts.originRps;
     mkdirSync(opts.baseDir, { recursive: true, mode: 0o700 });
 
@@ -281,13 +288,6 @@ export class Community {
       throw err;
     }
 
-    if (opts.community?.type === 'flood-insurance' && opts.discovery !== 'registry')
-      throw new Error('a flood-insurance community needs discovery: registry (its ledger lives there)');
-    // Parsed here so a bad policy fails at create, not in every child's config check.
-    const policy =
-      opts.community?.type === 'flood-insurance'
-        ? ledgerPolicySchema.parse(opts.community.policy ?? {})
-        : null;
     const registry =
       opts.discovery === 'registry' ? await writeRegistryConfig(opts, hosts[0]!, policy) : null;
     for (const m of members) {
