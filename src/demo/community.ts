@@ -151,10 +151,16 @@ function canListen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** A port free on `host` for both TCP and UDP (a DNS server binds both). */
+/**
+ * A port free on `host` for both TCP and UDP (a DNS server binds both), picked below the ephemeral
+ * range (Linux 32768-60999, IANA 49152-65535): a port from there can be taken between this probe
+ * and the daemon's bind by any process's client UDP socket (auto-bound to 0.0.0.0), which made a
+ * member exit with EADDRINUSE on a busy machine.
+ */
 async function freeUdpTcpPort(host: string): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await freePort(host);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!(await canListen(host, port))) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const u = createSocket('udp4');
       u.once('error', () => resolve(false));
@@ -458,7 +464,10 @@ export class Community {
         (await fetch(`${m.adminUrl}/healthz`).then(
           (r) => r.ok,
           () => false,
-        )) && (await canConnect(m.controlUrl));
+        )) &&
+        (await canConnect(m.controlUrl)) &&
+        // The DNS listener comes up after the admin one: a member that cannot bind it exits late.
+        (await canConnect(`tcp://${m.dns}`));
       if (ok) return;
       if (Date.now() > until) throw new Error(`${m.name} not ready in ${timeoutMs} ms:\n${tail(m.logFile)}`);
       await sleep(100);
