@@ -27,7 +27,10 @@ function buildProgram(): Command {
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
-    .showHelpAfterError('(run dotslash --help for usage)');
+    .showHelpAfterError('(run dotslash --help for usage)')
+    // A command's options only before its subcommand: `registry admit KEY -c FILE` is admit's -c,
+    // not `registry -c` (commander's default let the parent take it, and admit ignored the file).
+    .enablePositionalOptions();
 
   program
     .command('proxy')

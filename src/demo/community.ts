@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { VERIFIED_RESCUER_HEADER } from '../../proxy/headers.js';
 import { generateKeyPair, writePrivateKey } from '../../rescue-protocol/keys.js';
+import { ledgerPolicySchema, type LedgerPolicy } from '../registry/ledger/index.js';
 import { startDemoSite, type DemoSite } from './site.js';
 
 export type MemberRole = 'origin' | 'rescuer';
@@ -68,7 +69,16 @@ export interface CommunityOptions {
    * every member registers with, and no member lists peers; 'static' (default) lists them all.
    */
   discovery?: 'static' | 'registry';
+  /**
+   * The registry's community (discovery 'registry' only): 'open' (default) lets anyone register;
+   * 'flood-insurance' admits keys only (admit each member's publicKey before it can register) and
+   * runs the token ledger under `policy`, which every member is configured with too.
+   */
+  community?: { type: 'open' } | { type: 'flood-insurance'; policy?: Partial<LedgerPolicy> };
 }
+
+/** The community name members register in when discovery is 'registry'. */
+export const DEMO_COMMUNITY = 'demo';
 
 /** The community's registry process, when discovery is 'registry'. */
 export interface RegistryProcess {
@@ -76,6 +86,9 @@ export interface RegistryProcess {
   readonly logFile: string;
   /** http://host:port of its API. */
   readonly url: string;
+  /** http://host:port of its admin API (admit, revoke, status) and the bearer token's file. */
+  readonly adminUrl: string;
+  readonly adminTokenFile: string;
   child: ChildProcess | null;
 }
 
@@ -138,10 +151,16 @@ function canListen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** A port free on `host` for both TCP and UDP (a DNS server binds both). */
+/**
+ * A port free on `host` for both TCP and UDP (a DNS server binds both), picked below the ephemeral
+ * range (Linux 32768-60999, IANA 49152-65535): a port from there can be taken between this probe
+ * and the daemon's bind by any process's client UDP socket (auto-bound to 0.0.0.0), which made a
+ * member exit with EADDRINUSE on a busy machine.
+ */
 async function freeUdpTcpPort(host: string): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await freePort(host);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!(await canListen(host, port))) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const u = createSocket('udp4');
       u.once('error', () => resolve(false));
@@ -177,6 +196,7 @@ export class Community {
   readonly #exits = new Map<string, Promise<number | null>>();
   #stopping: Promise<void> | null = null;
   readonly #onExit = (): void => this.killAll('SIGKILL');
+  #exitHooked = false;
 
   private constructor(
     baseDir: string,
@@ -211,6 +231,13 @@ export class Community {
     if (hosts.length < 2 || names.length !== hosts.length)
       throw new Error('a community needs an origin and at least one rescuer, one name per address');
     const tuning = { ...DEMO_TUNING, ...opts.tuning };
+    if (opts.community?.type === 'flood-insurance' && opts.discovery !== 'registry')
+      throw new Error('a flood-insurance community needs discovery: registry (its ledger lives there)');
+    // Parsed here so a bad policy fails before anything starts, not in every child's config check.
+    const policy =
+      opts.community?.type === 'flood-insurance'
+        ? ledgerPolicySchema.parse(opts.community.policy ?? {})
+        : null;
     const rescuerRps = opts.rescuerRps ?? 20 * opts.originRps;
     mkdirSync(opts.baseDir, { recursive: true, mode: 0o700 });
 
@@ -267,7 +294,8 @@ export class Community {
       throw err;
     }
 
-    const registry = opts.discovery === 'registry' ? await writeRegistryConfig(opts, hosts[0]!) : null;
+    const registry =
+      opts.discovery === 'registry' ? await writeRegistryConfig(opts, hosts[0]!, policy) : null;
     for (const m of members) {
       const capacity = m.role === 'origin' ? opts.originRps : rescuerRps;
       const config = {
@@ -324,7 +352,13 @@ export class Community {
               .filter((p) => p !== m)
               .map((p) => ({ id: p.name, control_url: p.controlUrl, public_key: p.publicKey })),
         ...(registry && {
-          registry: { urls: [registry.url], community: 'demo', lease_ms: 3_000, publish_interval_ms: 1_000 },
+          registry: {
+            urls: [registry.url],
+            community: DEMO_COMMUNITY,
+            lease_ms: 3_000,
+            publish_interval_ms: 1_000,
+            ...(policy && { ledger: policy }),
+          },
         }),
         rescue: {
           mode: opts.modes?.[m.name] ?? 'on',
@@ -338,16 +372,25 @@ export class Community {
     return new Community(opts.baseDir, members, opts.entry ?? defaultEntry(), registry);
   }
 
-  /** Spawns every daemon and waits until each answers on its admin and control listeners. */
+  /**
+   * Spawns every daemon (and the registry, unless `startRegistry` ran already) and waits until each
+   * answers on its admin and control listeners.
+   */
   async start(timeoutMs = 30_000): Promise<void> {
-    process.on('exit', this.#onExit);
-    if (this.registry) await this.startRegistry(this.registry, timeoutMs);
+    if (this.registry && !this.registry.child) await this.startRegistry(timeoutMs);
+    this.#hookExit();
     for (const m of this.members) this.spawn(m);
     await Promise.all(this.members.map((m) => this.waitReady(m, timeoutMs)));
   }
 
-  /** Runs `dotslash registry -c FILE` and waits for its health endpoint. */
-  private async startRegistry(r: RegistryProcess, timeoutMs: number): Promise<void> {
+  /**
+   * Runs `dotslash registry -c FILE` and waits for its health endpoint. Separate from `start` so a
+   * closed community's keys can be admitted before the members first register.
+   */
+  async startRegistry(timeoutMs = 30_000): Promise<void> {
+    const r = this.registry;
+    if (!r) throw new Error('this community has no registry (discovery is static)');
+    this.#hookExit();
     const fd = openSync(r.logFile, 'a', 0o600);
     const child = spawn(this.#entry[0]!, [...this.#entry.slice(1), 'registry', '-c', r.configFile], {
       cwd: dirname(r.configFile),
@@ -376,6 +419,13 @@ export class Community {
         throw new Error(`the registry is not ready in ${timeoutMs} ms:\n${tail(r.logFile)}`);
       await sleep(100);
     }
+  }
+
+  /** Children die with this process (once, however many start calls). */
+  #hookExit(): void {
+    if (this.#exitHooked) return;
+    this.#exitHooked = true;
+    process.on('exit', this.#onExit);
   }
 
   /** (Re)starts one member's daemon process; its output goes to its log file. */
@@ -414,7 +464,10 @@ export class Community {
         (await fetch(`${m.adminUrl}/healthz`).then(
           (r) => r.ok,
           () => false,
-        )) && (await canConnect(m.controlUrl));
+        )) &&
+        (await canConnect(m.controlUrl)) &&
+        // The DNS listener comes up after the admin one: a member that cannot bind it exits late.
+        (await canConnect(`tcp://${m.dns}`));
       if (ok) return;
       if (Date.now() > until) throw new Error(`${m.name} not ready in ${timeoutMs} ms:\n${tail(m.logFile)}`);
       await sleep(100);
@@ -449,6 +502,7 @@ export class Community {
         if (reg.exitCode === null && reg.signalCode === null) reg.kill('SIGKILL');
       }
       process.off('exit', this.#onExit);
+      this.#exitHooked = false;
       await Promise.all(this.members.map((m) => m.site.close()));
     })();
     return this.#stopping;
@@ -466,8 +520,15 @@ function fromMember(req: IncomingMessage, rescuers: readonly string[]): boolean 
   return typeof id === 'string' && rescuers.includes(id);
 }
 
-/** The demo registry's config: one open community "demo", on the origin's address. */
-async function writeRegistryConfig(opts: CommunityOptions, host: string): Promise<RegistryProcess> {
+/**
+ * The demo registry's config, on the origin's address: one community "demo", open, or
+ * flood-insurance under `policy`. Its admin token file is written by the registry at first start.
+ */
+async function writeRegistryConfig(
+  opts: CommunityOptions,
+  host: string,
+  policy: LedgerPolicy | null,
+): Promise<RegistryProcess> {
   const dir = join(opts.baseDir, 'registry');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const [api, admin] = [await freePort(host), await freePort(host)];
@@ -477,13 +538,24 @@ async function writeRegistryConfig(opts: CommunityOptions, host: string): Promis
     listen: `${host}:${api}`,
     state_file: join(dir, 'registry.db'),
     key_file: join(dir, 'registry.key'),
-    communities: [{ name: 'demo', type: 'open' }],
+    communities: [
+      policy
+        ? { name: DEMO_COMMUNITY, type: 'flood-insurance', policy }
+        : { name: DEMO_COMMUNITY, type: 'open' },
+    ],
     admin: { listen: `${host}:${admin}`, token_file: join(dir, 'admin.token') },
     lease: { min_ms: 1_000, max_ms: 60_000 },
     log: { level: opts.logLevel ?? 'info' },
   };
   writeFileSync(configFile, stringify(config), { mode: 0o600 });
-  return { configFile, logFile: join(dir, 'registry.log'), url: `http://${host}:${api}`, child: null };
+  return {
+    configFile,
+    logFile: join(dir, 'registry.log'),
+    url: `http://${host}:${api}`,
+    adminUrl: `http://${host}:${admin}`,
+    adminTokenFile: join(dir, 'admin.token'),
+    child: null,
+  };
 }
 
 const hostPortOf = (url: string): string => new URL(url).host;

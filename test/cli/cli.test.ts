@@ -263,3 +263,30 @@ describe('dotslash keygen / pubkey', () => {
     expect(missing.out.stderr).toMatch(/nope\.key/);
   });
 });
+
+describe('dotslash registry admit -c FILE', () => {
+  it("takes the admin address and token file from admit's own -c (not the parent command's)", async () => {
+    const dir = tmp();
+    // Nothing listens there: the error names the config's admin URL, so the file was read.
+    const port = await new Promise<number>((resolve) => {
+      const s: Server = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, 'secret-token\n', { mode: 0o600 });
+    const config = join(dir, 'registry.yaml');
+    writeFileSync(
+      config,
+      `id: reg.test\ncommunities: [{ name: club, type: closed }]\n` +
+        `admin: { listen: "127.0.0.1:${port}", token_file: "${tokenFile}" }\n`,
+    );
+    const key = runCli(['keygen', '-o', join(dir, 'member.key')]);
+    expect(await key.exited).toBe(0);
+    const p = runCli(['registry', 'admit', key.out.stdout.trim(), '-c', config]);
+    expect(await p.exited).not.toBe(0);
+    expect(p.out.stderr).toContain(`http://127.0.0.1:${port}`);
+    expect(p.out.stderr).not.toMatch(/no admin token/);
+  });
+});
