@@ -70,7 +70,7 @@ function errorCode(body: Buffer): string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function proxyTo(u: RawUpstream, over: Record<string, unknown> = {}): Promise<RunningProxy> {
-  front = await startProxy({ upstreams: [u.url], ...over });
+  front = await startProxy({ upstreams: [u.url], upstream_client: 'fast', ...over });
   return front;
 }
 
@@ -294,7 +294,9 @@ describe('h1 upstream: connections', () => {
     await new Promise<void>((r) => fresh.listen(0, '127.0.0.1', r));
     try {
       const port = (fresh.address() as AddressInfo).port;
-      f.proxy.update(proxyConfig({ upstreams: [`http://127.0.0.1:${port}`], connections: 1 }));
+      f.proxy.update(
+        proxyConfig({ upstreams: [`http://127.0.0.1:${port}`], connections: 1, upstream_client: 'fast' }),
+      );
       const rs = await Promise.all(pending);
       expect(rs.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(['200 old', '200 old', '200 old']);
       expect((await request(`${f.url}/`)).body.toString()).toBe('new');

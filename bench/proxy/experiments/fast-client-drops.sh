@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Reproduces the open question about proxy.upstream_client: fast (issue 2): under fixed-rate
+# load a few client connections are closed with a request in flight and no access-log line.
+# Runs bench/proxy/upstream.js, then `dotslash start` with each client in turn, 3,600 req/s of
+# 4 KiB for 10 s (bench/proxy/loadgen.js, 50 connections), and prints the loadgen summary and
+# the access-log line count (every answered request logs one). Needs `npm run build`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
+dir="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
+for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
+up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
+for client in fast undici; do
+  cat > "$dir/$client.yaml" <<YAML
+proxy:
+  listen: 127.0.0.1:18200
+  upstreams: [http://127.0.0.1:$up]
+  upstream_client: $client
+  access_log: { output: $dir/access-$client.log }
+admin: { listen: 127.0.0.1:18201 }
+YAML
+  DOTSLASH_ADMIN_TOKEN=bench node "$root/bin/dotslash.js" start -c "$dir/$client.yaml" > "$dir/daemon-$client.log" 2>&1 &
+  pid=$!
+  sleep 1.5
+  echo "== upstream_client: $client"
+  node "$root/bench/proxy/loadgen.js" --url http://127.0.0.1:18200/4k --rate 3600 --duration 10 \
+    --warmup 2 --connections 50 2>&1 | tail -1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "access-log lines: $(wc -l < "$dir/access-$client.log") (requests sent incl. warm-up: 43200)"
+done
