@@ -60,8 +60,8 @@ export const proxySchema = z
     connections: positiveInt.default(128),
     /**
      * Upstream HTTP client: "undici" = undici for everything; "fast" = our raw-socket HTTP/1.1
-     * client for requests without a body (undici for the rest). Opt-in: under fixed-rate load it
-     * closed ~2 in 43k client connections with a request in flight (not yet explained).
+     * client for requests without a body (undici for the rest). Opt-in: one fixed-rate bench round
+     * saw it close 8 client connections with a request in flight (not yet explained).
      */
     upstream_client: z.enum(['fast', 'undici']).default('undici'),
     timeouts: z
