@@ -36,23 +36,7 @@ export async function stopAll(): Promise<void> {
   await Promise.all(made.splice(0).map((c) => c.stop(5_000)));
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `fn` until truthy (or `ms` passes, then throw saying `what`). */
-export async function until<T>(fn: () => Promise<T> | T, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(100);
-  }
-}
+export { sleep, until } from '../wait.js';
 
 /** A member's log lines as parsed JSON (pino), skipping anything else. */
 export function logLines(file: string): Record<string, unknown>[] {

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until as waitUntil } from '../wait.js';
 import { generateKeyPair, parsePrivateKey } from '../../rescue-protocol/keys.js';
 import { registryServiceSchema, type RegistryServiceConfig } from '../../src/config/schema.js';
 import type { Registration } from '../../src/registry/messages.js';
@@ -76,19 +77,8 @@ export function member(id: string, community = 'default'): Member {
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../wait.js';
 
-export async function until<T>(fn: () => Promise<T> | T, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(50);
-  }
-}
+/** Registry state settles fast: poll every 50 ms. */
+export const until = <T>(fn: () => Promise<T> | T, ms: number, what: string): Promise<T> =>
+  waitUntil(fn, ms, what, 50);
