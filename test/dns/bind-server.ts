@@ -53,18 +53,70 @@ export async function freePort(host: string): Promise<number> {
 /**
  * Starts named on 127.0.0.1 (BIND only listens on addresses an interface has, and lo has just
  * 127.0.0.1; the free port keeps parallel tests apart) with zone `zone` holding `records`.
+ * The port is picked before named binds it, so a parallel test can take it in between: named
+ * then logs "address in use" yet still says "running", and dig would reach someone else. So
+ * readiness is proven by asking for the zone's SOA and seeing this instance's random
+ * RNAME; on a lost port the attempt is stopped and retried on another.
  */
 export async function startBind(opts: {
   zone: string;
   records: string;
   keyName?: string;
 }): Promise<BindServer> {
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    let started: StartedBind;
+    try {
+      started = await startBindOnce(opts);
+    } catch (err) {
+      failures.push(`attempt ${attempt}: ${(err as Error).message}`);
+      continue;
+    }
+    const problem = await proveOurs(started);
+    if (problem === null) return started.server;
+    failures.push(`attempt ${attempt} on port ${started.server.port}: ${problem}`);
+    await started.server.stop();
+  }
+  throw new Error(`named never served zone ${opts.zone}:\n${failures.join('\n')}`);
+}
+
+interface StartedBind {
+  server: BindServer;
+  /** The SOA RNAME only this instance serves, e.g. admin-3f9a.origin.test. */
+  rname: string;
+}
+
+/** null when this named answers the zone's SOA with its own RNAME; else what went wrong. */
+async function proveOurs(started: StartedBind): Promise<string | null> {
+  const { server, rname } = started;
+  const end = Date.now() + 10_000;
+  let last = '';
+  while (Date.now() < end) {
+    if (/address in use/i.test(server.log())) return 'port taken by another process (address in use)';
+    try {
+      const soa = dig(server, server.zone, 'SOA');
+      if (soa.some((l) => l.split(/\s+/)[1] === rname)) return null;
+      last = `SOA answer ${JSON.stringify(soa)} is not ours`;
+    } catch (err) {
+      last = (err as Error).message.split('\n')[0] ?? String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return `no SOA with RNAME ${rname} in 10 s (${last}); named log:\n${server.log().slice(-1500)}`;
+}
+
+async function startBindOnce(opts: {
+  zone: string;
+  records: string;
+  keyName?: string;
+}): Promise<StartedBind> {
   const named = requireTool('named', 'bind9');
   const host = '127.0.0.1';
   const port = await freePort(host);
   const dir = mkdtempSync(join(tmpdir(), 'dotslash-bind-'));
   const keyName = opts.keyName ?? 'dotslash-update';
   const keySecret = randomBytes(32).toString('base64');
+  const rname = `admin-${randomBytes(4).toString('hex')}.${opts.zone}.`;
   const zoneFile = join(dir, `${opts.zone}.zone`);
   writeFileSync(
     join(dir, 'named.conf'),
@@ -90,7 +142,7 @@ zone "${opts.zone}" {
   writeFileSync(
     zoneFile,
     `$TTL 300
-@ IN SOA ns1.${opts.zone}. admin.${opts.zone}. 1 3600 600 86400 60
+@ IN SOA ns1.${opts.zone}. ${rname} 1 3600 600 86400 60
 @ IN NS ns1.${opts.zone}.
 ns1 IN A ${host}
 ${opts.records}
@@ -124,7 +176,7 @@ ${opts.records}
       reject(err);
     });
   });
-  return {
+  const server: BindServer = {
     host,
     port,
     zone: opts.zone,
@@ -140,6 +192,7 @@ ${opts.records}
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return { server, rname };
 }
 
 /** The real `dig` (bind9-dnsutils): the sorted answers for name/type, e.g. ["127.0.0.10"]. */
