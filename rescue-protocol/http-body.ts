@@ -20,6 +20,7 @@ export function readCapped(stream: Readable, cap: number): Promise<Buffer | null
     const chunks: Buffer[] = [];
     let total = 0;
     let over = false;
+    let ended = false;
     stream.on('data', (chunk: Buffer) => {
       if (over) return;
       total += chunk.length;
@@ -29,9 +30,16 @@ export function readCapped(stream: Readable, cap: number): Promise<Buffer | null
         resolve(null);
       } else chunks.push(chunk);
     });
-    stream.on('end', () => resolve(over ? null : Buffer.concat(chunks, total)));
+    stream.on('end', () => {
+      ended = true;
+      // One chunk (the usual small message) needs no copy.
+      resolve(over ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    });
     stream.on('error', reject);
-    // A peer that goes away mid-body: settles the promise (no-op if 'end' came first).
-    stream.on('close', () => reject(new Error('connection closed before the body ended')));
+    // A peer that goes away mid-body. 'close' follows every 'end' too: only then is an Error
+    // made (its stack trace cost 8% of a registry lookup when it was made on every request).
+    stream.on('close', () => {
+      if (!ended) reject(new Error('connection closed before the body ended'));
+    });
   });
 }

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { generateKeyPair, parsePrivateKey } from '../../dist/rescue-protocol/keys.js';
 import { RegistryStore } from '../../dist/src/registry/store.js';
 import { sealRequest } from '../../dist/src/registry/signed.js';
+import { summarise, summaryMarkdown } from '../proxy/profile-summary.js';
 import { freePort, killAll, killAllSync, say, sleep, start } from '../proxy/procs.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -26,6 +27,8 @@ const { values: opt } = parseArgs({
     updates: { type: 'string', default: '1000' },
     'no-record': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
+    // Run the lookup registry under `node --cpu-prof` and print where its time goes (not recorded).
+    profile: { type: 'boolean', default: false },
   },
 });
 if (opt.quick) Object.assign(opt, { duration: '3', rounds: '1' });
@@ -117,8 +120,8 @@ async function waitHealth(url, child, ms = 30_000) {
   throw new Error(`${url} not ready`);
 }
 
-function runRegistry(cfg, cpus) {
-  const child = start(cfg.name, process.execPath, [cli, 'registry', '-c', cfg.file], {
+function runRegistry(cfg, cpus, nodeArgs = []) {
+  const child = start(cfg.name, process.execPath, [...nodeArgs, cli, 'registry', '-c', cfg.file], {
     cpus,
     stdout: 'ignore',
     stderr: 'pipe',
@@ -246,7 +249,9 @@ async function lookupBench() {
   store.close();
   const originKey = origins[0];
 
-  const reg = runRegistry(cfg, SERVER_CPU);
+  const profDir = path.join(tmp, 'profile');
+  const reg = runRegistry(cfg, SERVER_CPU, opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+  const spawned = Date.now();
   await waitHealth(cfg.url, reg);
   // Each origin registers once over HTTP (signed) for its session key, as a daemon does.
   for (const o of origins) {
@@ -301,13 +306,19 @@ async function lookupBench() {
     { cpus: SERVER_CPU },
   );
   await lineOf(bare);
+  const skipMs = Date.now() - spawned;
   // Alternate the order every round, so drift in machine load hits both alike.
   const ours = [];
   const signed = [];
   const anchor = [];
   const [oursCpu, signedCpu, anchorCpu] = [[], [], []];
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['ours', 'signed', 'bare'] : ['bare', 'signed', 'ours'];
+    // Profiling looks at what daemons send (MAC lookups) only.
+    const order = opt.profile
+      ? ['ours']
+      : r % 2 === 0
+        ? ['ours', 'signed', 'bare']
+        : ['bare', 'signed', 'ours'];
     for (const run of order) {
       // "ours": lookups with the session-key MAC (what daemons send); "signed": Ed25519 on each.
       write(run === 'signed' ? 'signature' : 'mac');
@@ -334,7 +345,26 @@ async function lookupBench() {
   }
   reg.kill('SIGTERM');
   bare.kill('SIGTERM');
+  if (opt.profile) await printProfile(reg, profDir, skipMs);
   return { ours, signed, anchor, oursCpu, signedCpu, anchorCpu, candidates, answerBytes: sampleBody.length };
+}
+
+/** `--profile`: the lookup registry's .cpuprofile, summarised (start-up and loading skipped). */
+async function printProfile(reg, profDir, skipMs) {
+  await new Promise((resolve) => (reg.exitCode !== null ? resolve() : reg.once('exit', resolve)));
+  const files = fs.existsSync(profDir)
+    ? fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))
+    : [];
+  if (files.length === 0)
+    throw new Error(`no .cpuprofile in ${profDir}: did the registry exit through process.exit?`);
+  const file = path.join(profDir, files.sort().pop());
+  const summary = summarise(JSON.parse(fs.readFileSync(file, 'utf8')), { top: 30, root, skipMs });
+  console.log(
+    summaryMarkdown(summary, {
+      title: `Registry lookups under --cpu-prof (node bench/registry/run.js --profile), ${new Date().toISOString()}`,
+      context: `The lookup registry (${MEMBERS} members) answering session-key MAC lookups (what daemons send). Profile: ${file}.`,
+    }),
+  );
 }
 
 async function meshBench() {
@@ -385,6 +415,7 @@ try {
     .map((x) => x.toFixed(2))
     .join(' ');
   const lk = await lookupBench();
+  if (opt.profile) process.exit(0); // a diagnosis, not a result: nothing recorded
   await sleep(500);
   const mesh = await meshBench();
   const ours = median(lk.ours);
