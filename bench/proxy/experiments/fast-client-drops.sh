@@ -4,7 +4,10 @@
 # Runs bench/proxy/upstream.js, then `dotslash start` with each client in turn, 3,600 req/s of
 # 4 KiB for 10 s (bench/proxy/loadgen.js, 50 connections), and prints the loadgen summary and
 # the access-log line count (every answered request logs one). Needs `npm run build`.
+# SATURATE=S first loads each proxy with wrk (50 connections, S seconds at 4 KiB, then at 100 KiB)
+# as bench/proxy/run.js does before its fixed-rate runs.
 set -euo pipefail
+saturate="${SATURATE:-0}"
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -24,8 +27,15 @@ YAML
   pid=$!
   sleep 1.5
   echo "== upstream_client: $client"
+  if [ "$saturate" != 0 ]; then
+    for size in 4k 100k; do
+      wrk -t1 -c50 -d"$saturate" "http://127.0.0.1:18200/$size" | grep -E 'Requests/sec|Non-2xx|Socket errors' || true
+    done
+  fi
   node "$root/bench/proxy/loadgen.js" --url http://127.0.0.1:18200/4k --rate 3600 --duration 10 \
     --warmup 2 --connections 50 2>&1 | tail -1
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "access-log lines: $(wc -l < "$dir/access-$client.log") (requests sent incl. warm-up: 43200)"
+  echo "access-log lines: $(wc -l < "$dir/access-$client.log") (the fixed-rate run sent 43200 incl. warm-up)"
+  echo "lines not 200 or aborted: $(grep -c -v '"status":200,' "$dir/access-$client.log" || true); $(grep -c '"aborted":true' "$dir/access-$client.log" || true) aborted"
+  grep -v '"status":200,' "$dir/access-$client.log" | head -5 || true
 done
