@@ -325,6 +325,15 @@ export const registryClientSchema = z
     publish_interval_ms: positiveInt.default(5_000),
     /** Per-request timeout to one registry before failing over to the next. */
     timeout_ms: positiveInt.default(3_000),
+    /**
+     * RTT measurement for lookups: each known member's control URL is probed (GET /v1/health)
+     * at most once per this interval; 0 = no measurement (members rank as unmeasured).
+     */
+    rtt_interval_ms: z.number().int().nonnegative().default(60_000),
+    /** One RTT probe's timeout, connect included. */
+    rtt_timeout_ms: positiveInt.default(2_000),
+    /** A member not measured for this long is forgotten (ranks as unmeasured again). */
+    rtt_max_age_ms: positiveInt.default(600_000),
     /** Flood-insurance communities: the token ledger policy (the registry's community policy). */
     ledger: ledgerPolicySchema.optional(),
   })

@@ -20,6 +20,8 @@ import {
 import { registryConfigured, type Config } from '../config/schema.js';
 import { RegistryClient } from '../registry/client.js';
 import { memberRegistration, registrySource, spareFromSample } from '../registry/member.js';
+import { RttTable } from '../registry/rtt.js';
+import { RttProber } from '../registry/rtt-probe.js';
 import type { MonitorSample } from '../monitor/types.js';
 import { MemberLedger } from '../registry/ledger/index.js';
 import { SessionTable, type Clock } from '../sessions/table.js';
@@ -60,6 +62,8 @@ export interface RescueControl {
   readonly db: StateDb;
   /** The registry client, once started, when registry.urls or registry.srv is configured. */
   readonly registry: RegistryClient | undefined;
+  /** RTTs this member measured to others (sent with lookups); with a registry and registry.rtt_interval_ms > 0. */
+  readonly rtt: RttTable | undefined;
   /** This member's public key text ("ed25519:..."): what peers put in their config. */
   readonly publicKey: string;
   /** Id and signing key (the data path signs rescuer fetches with it). */
@@ -132,6 +136,17 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
   const client = new ControlClient({ self: identity });
   // The registry (issue 5): created at start(), once the control listener's URL is known.
   let registry: RegistryClient | undefined;
+  // RTTs to other members, measured by probing their control URLs; lookups rank candidates with them.
+  const measuring = registryConfigured(config.registry) && config.registry.rtt_interval_ms > 0;
+  const rtt = measuring ? new RttTable({ maxAgeMs: config.registry.rtt_max_age_ms }) : undefined;
+  const prober =
+    rtt &&
+    new RttProber({
+      table: rtt,
+      intervalMs: config.registry.rtt_interval_ms,
+      timeoutMs: config.registry.rtt_timeout_ms,
+      logger: log.child({ component: 'rtt' }),
+    });
   /** Keys learned from the registry; re-added after a reload refills the map from the config. */
   const learned = new Map<string, KeyObject>();
   // A live map: ControlServer looks keys up per message, so update() can swap them in place.
@@ -153,7 +168,13 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     ...(registryConfigured(config.registry) && {
       discovery: {
         candidates: () => registry?.candidates() ?? [],
-        refresh: (exclude) => void registry?.refresh(exclude),
+        // The lookup carries what we measured; candidates it names that we have not measured
+        // within the interval are probed at once, so the next lookup ranks them by RTT too.
+        refresh: (exclude) => {
+          const r = registry;
+          if (!r) return;
+          void r.refresh(exclude, rtt?.snapshot()).then(() => prober?.probe(r.candidates()));
+        },
         peer: (id) => registry?.peer(id),
       },
     }),
@@ -183,6 +204,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     get registry() {
       return registry;
     },
+    rtt,
     update(next: Config) {
       const fresh = peerKeyMap(next.peers); // throws before anything changes
       const nextSettings = rescueSettings(next);
@@ -219,6 +241,8 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
           },
         });
         await registry.start();
+        const reg = registry;
+        prober?.start({ candidates: () => reg.candidates(), members: () => reg.members() });
       }
       deps.monitor?.on('sample', onSample);
       controller.start();
@@ -227,6 +251,7 @@ export function createRescueControl(config: Config, deps: RescueControlDeps): Re
     close(opts = {}) {
       closing ??= (async () => {
         deps.monitor?.off('sample', onSample);
+        prober?.close();
         await controller.close(opts);
         await registry?.close();
         await server.close();

@@ -58,6 +58,7 @@ export class RegistryClient {
   /** Index into the current registry list of the one that answered last (tried first). */
   private preferred = 0;
   private found: Candidate[] = [];
+  private listed: Peer[] = [];
   private readonly known = new Map<string, Peer>();
   /** Registry URL -> the session key its registration answer gave us (for lookups). */
   private readonly sessionKeys = new Map<string, Buffer>();
@@ -125,6 +126,11 @@ export class RegistryClient {
     return this.known.get(id);
   }
 
+  /** The live members the last directory answer listed (not us), in its order. */
+  members(): readonly Peer[] {
+    return this.listed;
+  }
+
   /** Asks for fresh candidates (throttled); `exclude` = current rescuers and recent decliners. */
   refresh(exclude: readonly string[], rtt: Record<string, number> = {}): Promise<void> {
     if (this.closed || this.lookingUp) return this.lookingUp ?? Promise.resolve();
@@ -162,6 +168,7 @@ export class RegistryClient {
     };
     const members = Array.isArray(answer.members) ? answer.members : [];
     for (const m of members) this.learn(m);
+    this.listed = members.map((m) => this.known.get(m.id)).filter((p) => p !== undefined);
     return members;
   }
 
