@@ -183,7 +183,7 @@ export class Exchange implements Dispatcher.DispatchHandler, H1Handler {
     }
     // undici's body timeout does not run while paused, so a client that stops reading would
     // hold the upstream connection forever (slow-read attack): an idle timer on the client
-    // socket, armed only while paused, lets Node destroy it (no 'timeout' listener = destroy).
+    // socket, armed only while paused, destroys it (front.ts onSocketTimeout: a response is in flight).
     const idle = this.snap.bodyTimeout;
     if (idle > 0) this.socket.setTimeout(idle);
     return false;

@@ -61,6 +61,30 @@ function onSocketClose(this: CountedSocket): void {
   stats.bytesOut += this.bytesWritten - this[kWritten];
 }
 
+/**
+ * A client socket's idle timer fired. With a response in flight (a client that stopped reading,
+ * armed by Exchange) it is destroyed at once, as Node does without this listener. An idle
+ * keep-alive connection is closed only if nothing arrived: after an event-loop stall (a long GC,
+ * a burst of work) the timers phase runs before the poll phase reads what came in meanwhile, so
+ * Node's own expiry destroyed connections holding a request the client sent in time, which was
+ * then lost without an answer or a log line (bench/proxy/experiments/fast-client-drops.sh with
+ * STALL_MS). setImmediate looks again after the poll phase has read and parsed it.
+ */
+function onSocketTimeout(socket: Socket): void {
+  if ((socket as { _httpMessage?: unknown })._httpMessage != null) {
+    socket.destroy();
+    return;
+  }
+  setImmediate(closeIfStillIdle, socket, socket.bytesRead);
+}
+
+function closeIfStillIdle(socket: Socket, bytesReadAtTimeout: number): void {
+  if (socket.destroyed) return;
+  if (socket.bytesRead !== bytesReadAtTimeout) return; // a request (or part of one) came in
+  if ((socket as { _httpMessage?: unknown })._httpMessage != null) return;
+  socket.destroy();
+}
+
 export class FrontProxy {
   readonly stats: ProxyStats;
   private snap: Snapshot;
@@ -113,6 +137,8 @@ export class FrontProxy {
     this.server.on('connect', this.onConnectMethod);
     this.server.on('clientError', this.onClientError);
     this.server.on('connection', this.onConnection);
+    // With a 'timeout' listener Node no longer destroys timed-out sockets itself: onSocketTimeout does.
+    this.server.on('timeout', onSocketTimeout);
   }
 
   /** Bind config.listen (port 0 picks a free port). */

@@ -8,6 +8,12 @@
 # as bench/proxy/run.js does before its fixed-rate runs.
 set -euo pipefail
 saturate="${SATURATE:-0}"
+# KEEPALIVE_MS=N sets proxy.timeouts.client_keepalive_ms (default 5000): how long our front keeps
+# an idle client connection open.
+keepalive="${KEEPALIVE_MS:-5000}"
+# STALL_MS=N stops the proxy (SIGSTOP) for N ms, 6 s into the fixed-rate run, as a long GC or
+# event-loop stall would: requests pile up on idle keep-alive connections meanwhile.
+stall="${STALL_MS:-0}"
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -20,6 +26,7 @@ proxy:
   listen: 127.0.0.1:18200
   upstreams: [http://127.0.0.1:$up]
   upstream_client: $client
+  timeouts: { client_keepalive_ms: $keepalive }
   access_log: { output: $dir/access-$client.log }
 admin: { listen: 127.0.0.1:18201 }
 YAML
@@ -31,6 +38,9 @@ YAML
     for size in 4k 100k; do
       wrk -t1 -c50 -d"$saturate" "http://127.0.0.1:18200/$size" | grep -E 'Requests/sec|Non-2xx|Socket errors' || true
     done
+  fi
+  if [ "$stall" != 0 ]; then
+    (sleep 6; kill -STOP "$pid"; sleep "$(awk "BEGIN{print $stall/1000}")"; kill -CONT "$pid") &
   fi
   node "$root/bench/proxy/loadgen.js" --url http://127.0.0.1:18200/4k --rate 3600 --duration 10 \
     --warmup 2 --connections 50 2>&1 | tail -1
