@@ -59,11 +59,10 @@ export const proxySchema = z
     /** Connections per upstream (each client's pool size). */
     connections: positiveInt.default(128),
     /**
-     * Upstream HTTP client: "undici" = undici for everything; "fast" = our raw-socket HTTP/1.1
-     * client for requests without a body (undici for the rest). Opt-in: one fixed-rate bench round
-     * saw it close 8 client connections with a request in flight (not yet explained).
+     * Upstream HTTP client: "fast" = our raw-socket HTTP/1.1 client for requests without a body
+     * (undici for the rest), "undici" = undici for everything.
      */
-    upstream_client: z.enum(['fast', 'undici']).default('undici'),
+    upstream_client: z.enum(['fast', 'undici']).default('fast'),
     timeouts: z
       .object({
         /** TCP connect to an upstream. Exceeded -> 502. */
