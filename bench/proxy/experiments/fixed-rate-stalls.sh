@@ -3,14 +3,18 @@
 # to a file) behind bench/proxy/upstream.js, loaded at RATE req/s (default 4100, about half our
 # max at 4 KiB) for 10 s by bench/proxy/loadgen.js; then the daemon's own /metrics: event-loop
 # delay (prom-client's monitorEventLoopDelay) and GC pauses by kind, over the whole run.
-# Env: RATE, SIZE (4k|100k), CLIENT (fast|undici), NODE_ARGS (e.g. --max-semi-space-size=64).
+# Env: RATE, SIZE (4k|100k), CLIENT (fast|undici), NODE_ARGS (e.g. --max-semi-space-size=64),
+# RESCUE (rescue.mode: on|observe|off; unset = the default), PIN=split (the daemon on CPU 1,
+# upstream and load generator on CPU 0; unset = the scheduler decides).
 # Needs `npm run build`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 rate="${RATE:-4100}"; size="${SIZE:-4k}"; client="${CLIENT:-fast}"
-node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
+ours_cpu=(); load_cpu=()
+if [ "${PIN:-}" = split ]; then ours_cpu=(taskset -c 1); load_cpu=(taskset -c 0); fi
+"${load_cpu[@]}" node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
 for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
 up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
 cat > "$dir/c.yaml" <<YAML
@@ -21,11 +25,12 @@ proxy:
   access_log: { output: $dir/access.log }
 admin: { listen: 127.0.0.1:18401 }
 YAML
+if [ -n "${RESCUE:-}" ]; then printf 'rescue: { mode: %s }\n' "$RESCUE" >> "$dir/c.yaml"; fi
 # shellcheck disable=SC2086
-DOTSLASH_ADMIN_TOKEN=bench node ${NODE_ARGS:-} "$root/bin/dotslash.js" start -c "$dir/c.yaml" > "$dir/daemon.log" 2>&1 &
+DOTSLASH_ADMIN_TOKEN=bench "${ours_cpu[@]}" node ${NODE_ARGS:-} "$root/bin/dotslash.js" start -c "$dir/c.yaml" > "$dir/daemon.log" 2>&1 &
 sleep 1.5
-echo "== $client, $size at $rate req/s, node args: ${NODE_ARGS:-none}"
-node "$root/bench/proxy/loadgen.js" --url "http://127.0.0.1:18400/$size" --rate "$rate" --duration 10 \
+echo "== $client, $size at $rate req/s, node args: ${NODE_ARGS:-none}, rescue.mode: ${RESCUE:-default}, pin: ${PIN:-none}"
+"${load_cpu[@]}" node "$root/bench/proxy/loadgen.js" --url "http://127.0.0.1:18400/$size" --rate "$rate" --duration 10 \
   --warmup 3 --connections 50 2>&1 | tail -1
 curl -s -H 'authorization: Bearer bench' http://127.0.0.1:18401/metrics |
   grep -E '^nodejs_eventloop_lag_(p50|p90|p99|max|mean)_seconds|^nodejs_gc_duration_seconds_(sum|count)' || true
