@@ -96,9 +96,24 @@ function writeBatch(batch: LineBatch): void {
  * line), so line-at-a-time writes cost O(buffer) each. Every line goes through here (pino's
  * own writes too), so their order is kept; flush() and flushSync() push the batch first.
  */
+/**
+ * Lines reach the destination within this long even at low traffic: the destination only writes
+ * once minLength (4 KiB) has gathered, so one request a minute would sit unwritten for half an
+ * hour (and be lost by a crash). Like nginx's `access_log ... flush=1s`.
+ */
+export const ACCESS_LOG_FLUSH_MS = 1_000;
+
+function periodicFlush(batch: LineBatch): void {
+  batch.tick();
+}
+
 class LineBatch {
   private pending = '';
   private scheduled = false;
+  /** Lines handed to the destination since the last periodic flush. */
+  private wrote = false;
+  /** Runs while lines arrive; stops after one idle period. */
+  private timer: NodeJS.Timeout | null = null;
   constructor(private readonly dest: Destination) {}
 
   write(s: string): boolean {
@@ -116,6 +131,21 @@ class LineBatch {
     if (s === '') return;
     this.pending = '';
     this.dest.write(s);
+    this.wrote = true;
+    if (this.timer === null) {
+      this.timer = setInterval(periodicFlush, ACCESS_LOG_FLUSH_MS, this);
+      this.timer.unref();
+    }
+  }
+
+  /** Write what the destination holds; after an idle period (one last flush) the timer stops. */
+  tick(): void {
+    if (!this.wrote && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+    this.wrote = false;
+    this.dest.flush();
   }
 
   flush(cb?: (err?: Error) => void): void {
@@ -130,6 +160,8 @@ class LineBatch {
 
   end(): void {
     this.push();
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
     this.dest.end();
   }
 }
@@ -138,8 +170,8 @@ class LineBatch {
  * Create the access logger for `cfg`, or null when disabled (the proxy then pays one null
  * check per request). Output goes to "stdout", "stderr" or a file path (created if missing).
  * Lines are gathered per event-loop turn (LineBatch), then pino.destination with sync: false and
- * a 4 KiB minLength batches them into few writes; call `logger.flush()` (FrontProxy.close()
- * does) before exit.
+ * a 4 KiB minLength batches them into few writes, flushed at least every ACCESS_LOG_FLUSH_MS;
+ * call `logger.flush()` (FrontProxy.close() does) before exit.
  */
 export function createAccessLogger(
   cfg: ProxyConfig['access_log'],

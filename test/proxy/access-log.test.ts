@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { accessLineWriter, createAccessLogger } from '../../proxy/access-log.js';
+import { ACCESS_LOG_FLUSH_MS, accessLineWriter, createAccessLogger } from '../../proxy/access-log.js';
 import { freePort, request, startProxy, startUpstream, type RunningProxy, type Upstream } from './helpers.js';
 
 let up: Upstream | null = null;
@@ -50,6 +50,30 @@ describe('access log', () => {
     expect(got[0]!.total_ms as number).toBeGreaterThanOrEqual(got[0]!.upstream_ms as number);
     expect(got[1]).toMatchObject({ method: 'HEAD', url: '/other', status: 200 });
     expect(readFileSync(file, 'utf8')).not.toContain('secret');
+  });
+
+  it('a line reaches the file within ACCESS_LOG_FLUSH_MS at low traffic, without a close', async () => {
+    const file = tempFile();
+    up = await startUpstream((_req, res) => res.end('hello'));
+    const accessLog = createAccessLogger({ enabled: true, output: file });
+    front = await startProxy({ upstreams: [up.url] }, { accessLog });
+    await request(`${front.url}/one`);
+    const read = (): string => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const end = Date.now() + ACCESS_LOG_FLUSH_MS + 1_500;
+    while (!read().includes('"/one"') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(lines(file).map((l) => l.url)).toEqual(['/one']);
+    // And again after the flush timer stopped for a whole idle period.
+    await new Promise((r) => setTimeout(r, 2 * ACCESS_LOG_FLUSH_MS + 200));
+    await request(`${front.url}/two`);
+    const end2 = Date.now() + ACCESS_LOG_FLUSH_MS + 1_500;
+    while (!read().includes('"/two"') && Date.now() < end2) await new Promise((r) => setTimeout(r, 50));
+    expect(lines(file).map((l) => l.url)).toEqual(['/one', '/two']);
   });
 
   it('logs our own errors with their code and no upstream time', async () => {
