@@ -9,7 +9,7 @@ import { startProxy, startUpstream, type RunningProxy, type Upstream } from './h
 let upstream: Upstream;
 let front: RunningProxy;
 // Node closes idle keep-alive connections keepAliveTimeout + 1 s after the last response.
-const KEEPALIVE_MS = 100;
+const KEEPALIVE_MS = 1_000;
 const NODE_BUFFER_MS = 1_000;
 
 beforeEach(async () => {
@@ -65,9 +65,11 @@ describe('client keep-alive expiry', () => {
     await until(() => c.responses() === 1);
     // Shortly before the idle timer fires, send the next request, then stall the loop (the
     // front runs in this process) until well past the expiry.
-    await new Promise((r) => setTimeout(r, KEEPALIVE_MS + NODE_BUFFER_MS - 150));
+    // Margins of 500 ms each side keep a slow machine's late timers from deciding the outcome.
+    await new Promise((r) => setTimeout(r, KEEPALIVE_MS + NODE_BUFFER_MS - 500));
+    expect(c.socket.destroyed, 'closed before the test could send (timer far too late)').toBe(false);
     c.socket.write(REQUEST);
-    busyWait(500);
+    busyWait(1_000);
     await until(() => c.responses() === 2 || c.socket.destroyed);
     expect(c.responses()).toBe(2);
     // Still a keep-alive connection: it closes only after idling again.
