@@ -7,6 +7,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { sleep, until as pollUntil } from '../wait.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
@@ -89,22 +90,11 @@ export function killAll(): void {
   running.clear();
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-/** Poll `fn` until it returns a truthy value (or `ms` passes). */
-export async function until<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(25);
-  }
+/** Poll `fn` every 25 ms until it returns a truthy value (or `ms` passes): test/wait.ts's until. */
+export function until<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<T> {
+  return pollUntil(fn, ms, what, 25);
 }
 
 /** Wait for `dotslash: front URL -> …` and `dotslash: admin URL` lines (printed by proxy/start). */

@@ -4,6 +4,7 @@
 // sent in time (no answer, no log line). A busy-wait in this process is that stall.
 import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { until } from '../wait.js';
 import { startProxy, startUpstream, type RunningProxy, type Upstream } from './helpers.js';
 
 let upstream: Upstream;
@@ -34,14 +35,6 @@ function client(port: number): { socket: net.Socket; responses: () => number; cl
   return { socket, responses: () => text.split('HTTP/1.1 200').length - 1, closed };
 }
 
-async function until(ok: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function busyWait(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end);
@@ -51,7 +44,7 @@ describe('client keep-alive expiry', () => {
   it('closes an idle connection after client_keepalive_ms', async () => {
     const c = client(front.port);
     c.socket.write(REQUEST);
-    await until(() => c.responses() === 1);
+    await until(() => c.responses() === 1, 5_000, 'the first response', 10);
     const t0 = performance.now();
     await c.closed;
     const idleMs = performance.now() - t0;
@@ -62,7 +55,7 @@ describe('client keep-alive expiry', () => {
   it('answers a request that arrived while the event loop was stalled past the expiry', async () => {
     const c = client(front.port);
     c.socket.write(REQUEST);
-    await until(() => c.responses() === 1);
+    await until(() => c.responses() === 1, 5_000, 'the first response', 10);
     // Shortly before the idle timer fires, send the next request, then stall the loop (the
     // front runs in this process) until well past the expiry.
     // Margins of 500 ms each side keep a slow machine's late timers from deciding the outcome.
@@ -70,7 +63,7 @@ describe('client keep-alive expiry', () => {
     expect(c.socket.destroyed, 'closed before the test could send (timer far too late)').toBe(false);
     c.socket.write(REQUEST);
     busyWait(1_000);
-    await until(() => c.responses() === 2 || c.socket.destroyed);
+    await until(() => c.responses() === 2 || c.socket.destroyed, 5_000, 'the second response or a close', 10);
     expect(c.responses()).toBe(2);
     // Still a keep-alive connection: it closes only after idling again.
     expect(c.socket.destroyed).toBe(false);
