@@ -82,10 +82,14 @@ export function cpuSplitTable(result) {
   return lines.length > 2 ? lines.join('\n') : '';
 }
 
+const fmtBusy = (x) => (x === null || x === undefined ? '-' : `${Math.round(x * 100)}%`);
+const fmtCpu = (r) =>
+  r && r.cpuUs !== null && r.cpuUs !== undefined ? `${fmtInt(r.cpuUs)} / ${fmtBusy(r.busy)}` : '-';
+
 export function latencyTable(result) {
   const lines = [
-    '| body | fixed rate req/s | direct p50 / p99 ms | nginx p50 / p99 ms | ours p50 / p99 ms | nginx added p99 ms | ours added p99 ms | errors (direct/nginx/ours) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| body | fixed rate req/s | direct p50 / p99 ms | nginx p50 / p99 ms | ours p50 / p99 ms | nginx added p99 ms | ours added p99 ms | nginx CPU µs/req / core busy | ours CPU µs/req / core busy | machine busy (direct/nginx/ours) | errors (direct/nginx/ours) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const size of result.sizes) {
     const l = result.latency[size];
@@ -94,7 +98,28 @@ export function latencyTable(result) {
       `| ${size} | ${fmtInt(l.rate)} | ${fmtMs(l.direct.p50)} / ${fmtMs(l.direct.p99)} | ` +
         `${l.nginx ? `${fmtMs(l.nginx.p50)} / ${fmtMs(l.nginx.p99)}` : '-'} | ` +
         `${fmtMs(l.ours.p50)} / ${fmtMs(l.ours.p99)} | ${fmtMs(l.nginxAddedP99)} | ${fmtMs(l.addedP99)} | ` +
+        `${fmtCpu(l.nginx)} | ${fmtCpu(l.ours)} | ` +
+        `${fmtBusy(l.direct.machineBusy)}/${fmtBusy(l.nginx?.machineBusy)}/${fmtBusy(l.ours.machineBusy)} | ` +
         `${l.direct.errors}/${l.nginx ? l.nginx.errors : '-'}/${l.ours.errors} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The anchor under the same test: nginx at half of its own max rate. */
+export function anchorTable(result) {
+  const rows = result.sizes.map((size) => [size, result.latency[size]?.nginxOwnHalf]).filter(([, o]) => o);
+  if (rows.length === 0) return '';
+  const lines = [
+    '| body | nginx max req/s (wrk) | fixed rate req/s | direct p50 / p99 ms | nginx p50 / p99 ms | nginx added p99 ms | nginx CPU µs/req / core busy | machine busy (direct/nginx) | errors (direct/nginx) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const [size, o] of rows) {
+    lines.push(
+      `| ${size} | ${fmtInt(result.throughput[size].nginx.rps)} | ${fmtInt(o.rate)} | ` +
+        `${fmtMs(o.direct.p50)} / ${fmtMs(o.direct.p99)} | ${fmtMs(o.nginx.p50)} / ${fmtMs(o.nginx.p99)} | ` +
+        `${fmtMs(o.addedP99)} | ${fmtCpu(o.nginx)} | ${fmtBusy(o.direct.machineBusy)}/${fmtBusy(o.nginx.machineBusy)} | ` +
+        `${o.direct.errors}/${o.nginx.errors} |`,
     );
   }
   return lines.join('\n');
@@ -129,7 +154,12 @@ export function targets(result) {
       name: `p99 added latency <= 2 ms at half our max rate (${size}, ${fmtInt(l.rate)} req/s)`,
       value:
         `${fmtMs(l.addedP99)} ms` +
-        (l.nginx ? ` (nginx at the same rate: ${fmtMs(l.nginxAddedP99)} ms)` : ''),
+        (l.nginx ? ` (nginx at the same rate: ${fmtMs(l.nginxAddedP99)} ms` : '') +
+        (l.nginxOwnHalf
+          ? `; nginx at half its own max, ${fmtInt(l.nginxOwnHalf.rate)} req/s: ${fmtMs(l.nginxOwnHalf.addedP99)} ms)`
+          : l.nginx
+            ? ')'
+            : ''),
       pass: l.addedP99 <= 2 && l.direct.errors === 0 && l.ours.errors === 0,
     });
   }
@@ -166,7 +196,9 @@ function methodLines(result) {
     `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +
       `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
       `${m.warmupS} s warm-up + ${m.durationS} s, against direct, nginx (reference) and ours; ${m.rounds} round(s); shown: ${pickText(m.pick)}. ` +
-      'added p99 = p99(proxy) - p99(direct).',
+      'added p99 = p99(proxy) - p99(direct). At each fixed rate, the CPU per request and the share of one core ' +
+      'used by the proxy under test (all its processes, median of the rounds), and how busy the whole machine was ' +
+      '(all CPUs, every process). Then the same test for nginx at half of its own max req/s, against direct at that rate.',
     '- CPU µs/req: user+system CPU time of the proxy process tree (nginx master+worker; our Node process, all ' +
       'threads) over a measured run divided by the requests wrk completed; median of the rounds. Unlike req/s it ' +
       'hardly changes when other work takes CPU away, so on a shared machine it is the steadier comparison.',
@@ -191,6 +223,9 @@ export function consoleReport(result) {
     'Added latency at a fixed rate (half our max):',
     latencyTable(result),
     '',
+    ...(anchorTable(result)
+      ? ['The same test for the anchor: nginx at half of its own max rate:', anchorTable(result), '']
+      : []),
     'Targets:',
     targetLines(result),
     '',
@@ -216,6 +251,9 @@ export function appendResults(file, result) {
     ...(cpuSplitTable(result) ? [cpuSplitTable(result), ''] : []),
     latencyTable(result),
     '',
+    ...(anchorTable(result)
+      ? ['nginx at half of its own max rate (the target applied to the anchor):', '', anchorTable(result), '']
+      : []),
     targetLines(result),
     '',
   ].join('\n');

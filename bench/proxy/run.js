@@ -56,6 +56,7 @@ const { values: opt } = parseArgs({
     profile: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'no-anchor-half': { type: 'boolean', default: false },
   },
 });
 if (opt.quick) Object.assign(opt, { duration: '4', warmup: '2', rounds: '1' });
@@ -102,7 +103,7 @@ const quietWaitS = Number(opt['quiet-wait']);
 const budgetS =
   120 +
   2 * rounds * sizes.length * 3 * perRun +
-  2 * rounds * sizes.length * 2 * (perRun + 6) +
+  2 * rounds * sizes.length * 5 * (perRun + 6) +
   quietWaitS +
   60;
 const watchdog = setTimeout(() => {
@@ -399,39 +400,75 @@ async function fixedRate(url, rate) {
   return JSON.parse(out.trim().split('\n').pop());
 }
 
-async function latency(targets, tp, noise) {
+/**
+ * One fixed-rate run of `name` at `rate`, with the CPU the proxy under test (pids[name]; none
+ * for direct) and the machine spent meanwhile: at a fixed rate a proxy is woken for a few
+ * requests at a time, so its CPU per request is higher than under wrk, and its busy share of
+ * one core is what its tail latency depends on.
+ */
+async function fixedRun(name, url, rate, pids) {
+  const pid = pids[name];
+  const t0 = performance.now();
+  const c0 = pid ? treeCpuMs(pid) : 0;
+  const m0 = cpuSnapshot();
+  const l = await fixedRate(url, rate);
+  const m1 = cpuSnapshot();
+  const wallMs = performance.now() - t0;
+  const cpuMs = pid ? treeCpuMs(pid) - c0 : 0;
+  const sent = Math.round((warmupS + durationS) * rate) || 1;
+  l.proxyCpuUs = pid ? (cpuMs * 1000) / sent : null;
+  l.proxyBusy = pid ? cpuMs / wallMs : null;
+  const total = m1.total - m0.total;
+  l.machineBusy = total > 0 ? (m1.busy - m0.busy) / total : null;
+  return l;
+}
+
+const aggFixed = (ls) => {
+  const chosen = pickRun(ls, (a, b) => a.latencyMs.p99 < b.latencyMs.p99);
+  const med = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1] : null);
+  return {
+    p50: chosen.latencyMs.p50,
+    p99: chosen.latencyMs.p99,
+    achieved: chosen.achievedRate,
+    errors: chosen.errors + chosen.non2xx,
+    cpuUs: med(ls.map((l) => l.proxyCpuUs).filter((x) => x !== null)),
+    busy: med(ls.map((l) => l.proxyBusy).filter((x) => x !== null)),
+    machineBusy: med(ls.map((l) => l.machineBusy).filter((x) => x !== null)),
+    runs: ls.map((l) => ({ p50: l.latencyMs.p50, p99: l.latencyMs.p99, errors: l.errors })),
+  };
+};
+
+/** Rounds of fixed-rate runs of `names` at `rate`, order rotated per round. */
+async function fixedRounds(label, names, targets, size, rate, pids, noise) {
+  const runs = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of names.map((_, i) => names[(i + r) % names.length])) {
+      const { value: l, noise: f } = await measured(`fixed ${size} ${name}`, () =>
+        fixedRun(name, `${targets[name]}/${size}`, rate, pids),
+      );
+      noise.push(f);
+      say(
+        `round ${r + 1}/${rounds} ${label} ${rate} req/s ${size} ${name}: achieved ${l.achievedRate}, ` +
+          `p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, errors ${l.errors}` +
+          (l.proxyCpuUs !== null
+            ? `, proxy CPU ${Math.round(l.proxyCpuUs)} us/req (${Math.round(l.proxyBusy * 100)}% of a core)`
+            : '') +
+          `, machine ${Math.round(l.machineBusy * 100)}% busy, other processes ${Math.round(f * 100)}% CPU`,
+      );
+      runs[name].push(l);
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, aggFixed(runs[n])]));
+}
+
+async function latency(targets, tp, noise, pids) {
   const res = {};
   for (const size of sizes) {
     const rate = Math.max(100, Math.round(tp[size].ours.rps / 2));
     // nginx at the same rate is the reference: what one proxy hop adds on this machine anyway.
-    const names = Object.keys(targets);
-    const runs = Object.fromEntries(names.map((n) => [n, []]));
-    for (let r = 0; r < rounds; r++) {
-      for (const name of names.map((_, i) => names[(i + r) % names.length])) {
-        const { value: l, noise: f } = await measured(`fixed ${size} ${name}`, () =>
-          fixedRate(`${targets[name]}/${size}`, rate),
-        );
-        noise.push(f);
-        say(
-          `round ${r + 1}/${rounds} fixed ${rate} req/s ${size} ${name}: achieved ${l.achievedRate}, ` +
-            `p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, errors ${l.errors}, other processes ${Math.round(f * 100)}% CPU`,
-        );
-        runs[name].push(l);
-      }
-    }
-    const agg = (ls) => {
-      const chosen = pickRun(ls, (a, b) => a.latencyMs.p99 < b.latencyMs.p99);
-      return {
-        p50: chosen.latencyMs.p50,
-        p99: chosen.latencyMs.p99,
-        achieved: chosen.achievedRate,
-        errors: chosen.errors + chosen.non2xx,
-        runs: ls.map((l) => ({ p50: l.latencyMs.p50, p99: l.latencyMs.p99, errors: l.errors })),
-      };
-    };
-    const direct = agg(runs.direct);
-    const ours = agg(runs.ours);
-    const nginx = runs.nginx ? agg(runs.nginx) : null;
+    const at = await fixedRounds('fixed', Object.keys(targets), targets, size, rate, pids, noise);
+    const { direct, ours } = at;
+    const nginx = at.nginx ?? null;
     res[size] = {
       rate,
       direct,
@@ -440,6 +477,27 @@ async function latency(targets, tp, noise) {
       addedP99: ours.p99 - direct.p99,
       nginxAddedP99: nginx ? nginx.p99 - direct.p99 : null,
     };
+    // The same test applied to the anchor: nginx at half of *its own* max rate, where it is
+    // about as busy as ours is at half of ours. Whether the target can be met on this machine
+    // at all is what this shows.
+    if (nginx && !opt['no-anchor-half']) {
+      const ownRate = Math.max(100, Math.round(tp[size].nginx.rps / 2));
+      const own = await fixedRounds(
+        'nginx own half',
+        ['direct', 'nginx'],
+        targets,
+        size,
+        ownRate,
+        pids,
+        noise,
+      );
+      res[size].nginxOwnHalf = {
+        rate: ownRate,
+        direct: own.direct,
+        nginx: own.nginx,
+        addedP99: own.nginx.p99 - own.direct.p99,
+      };
+    }
   }
   return res;
 }
@@ -569,7 +627,12 @@ async function main() {
     const m = machine();
     const noise = [];
     const tp = await throughput(targetsUrls, noise, pids);
-    const lat = await latency({ direct: up, nginx: targetsUrls.nginx, ours: targetsUrls.ours }, tp, noise);
+    const lat = await latency(
+      { direct: up, nginx: targetsUrls.nginx, ours: targetsUrls.ours },
+      tp,
+      noise,
+      pids,
+    );
 
     const oursLog = logStats(ours.logFile);
     const nginxLog = logStats(path.join(dir, 'nginx-access.log'));
