@@ -1,0 +1,186 @@
+// Experiment (issue 2's p99 target): tail latency against load, for direct, nginx and ours.
+// For each rate, each target gets an open-loop fixed-rate run (bench/proxy/loadgen.js) and we
+// read, over the same run, the proxy's CPU per request, its busy share of one core, its time
+// runnable but not running (run-queue wait, /proc/PID/task/*/schedstat), and how busy the
+// whole machine was. It answers: is our p99 at half our max rate a property of our code, or of
+// any single-threaded proxy at that load on this machine (compare nginx at the rate where it is
+// as busy as ours)?
+//   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
+//        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3]
+// "ours" is `bin/dotslash.js proxy` (needs `npm run build`). Prints one table; records nothing.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureTools, startNginx } from '../nginx.js';
+import { cpuSnapshot, freePort, killAll, killAllSync, output, say, start, waitReady } from '../procs.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..');
+const { values: opt } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '2500,5000,8000' },
+    targets: { type: 'string', default: 'direct,nginx,ours' },
+    size: { type: 'string', default: '4k' },
+    repeat: { type: 'string', default: '2' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+  },
+});
+const rates = opt.rates.split(',').map(Number);
+const names = opt.targets.split(',');
+const BYTES = { '4k': 4096, '100k': 102_400 };
+
+/**
+ * Run time of all threads of `pids`, and run-queue wait of their main threads (the event
+ * loops; ms), from schedstat (ns, exact).
+ */
+function sched(pids) {
+  let run = 0;
+  let wait = 0;
+  for (const pid of pids) {
+    let tasks = [];
+    try {
+      tasks = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        const [r, w] = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+        run += r / 1e6;
+        if (Number(t) === pid) wait += w / 1e6;
+      } catch {
+        // Thread gone.
+      }
+    }
+  }
+  return { run, wait };
+}
+
+/** nginx's worker(s): children of the master. */
+function childPids(pid) {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function startUpstream() {
+  const child = start('upstream', process.execPath, [path.join(root, 'bench/proxy/upstream.js')]);
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (c) => {
+      buf += c;
+      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]).port);
+    });
+    setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
+  });
+  return { child, port };
+}
+
+async function fixed(url, rate, pids) {
+  const s0 = sched(pids);
+  const m0 = cpuSnapshot();
+  const t0 = performance.now();
+  const child = start('loadgen', process.execPath, [
+    path.join(root, 'bench/proxy/loadgen.js'),
+    ...['--url', url, '--rate', String(rate), '--duration', opt.duration, '--warmup', opt.warmup],
+  ]);
+  const { out } = await output(child, (Number(opt.duration) + Number(opt.warmup) + 30) * 1000);
+  const wall = performance.now() - t0;
+  const s1 = sched(pids);
+  const m1 = cpuSnapshot();
+  const l = JSON.parse(out.trim().split('\n').pop());
+  const sent = rate * (Number(opt.duration) + Number(opt.warmup));
+  return {
+    ...l.latencyMs,
+    errors: l.errors + l.non2xx,
+    cpuUs: pids.length ? ((s1.run - s0.run) * 1000) / sent : null,
+    busy: pids.length ? (s1.run - s0.run) / wall : null,
+    runqWait: pids.length ? (s1.wait - s0.wait) / wall : null,
+    machine: (m1.busy - m0.busy) / (m1.total - m0.total),
+  };
+}
+
+async function main() {
+  ensureTools();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotslash-sweep-'));
+  try {
+    const up = await startUpstream();
+    const upUrl = `http://127.0.0.1:${up.port}`;
+    await waitReady('upstream', `${upUrl}/${opt.size}`, BYTES[opt.size], up.child);
+    const urls = { direct: upUrl };
+    const pids = { direct: [] };
+    if (names.includes('nginx')) {
+      const port = await freePort();
+      const nginx = startNginx({ dir, port, upstreamPort: up.port });
+      urls.nginx = `http://127.0.0.1:${port}`;
+      await waitReady('nginx', `${urls.nginx}/${opt.size}`, BYTES[opt.size], nginx);
+      pids.nginx = [nginx.pid, ...childPids(nginx.pid)];
+    }
+    if (names.includes('ours')) {
+      const port = await freePort();
+      const admin = await freePort();
+      const log = fs.openSync(path.join(dir, 'ours.log'), 'w');
+      const ours = start(
+        'ours',
+        process.execPath,
+        [
+          'bin/dotslash.js',
+          'proxy',
+          ...['--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
+          ...['--admin', `127.0.0.1:${admin}`, '--admin-token', 'bench'],
+        ],
+        { stdout: log, cwd: root },
+      );
+      fs.closeSync(log);
+      urls.ours = `http://127.0.0.1:${port}`;
+      await waitReady('ours', `${urls.ours}/${opt.size}`, BYTES[opt.size], ours);
+      pids.ours = [ours.pid];
+    }
+    const rows = [];
+    for (const rate of rates) {
+      for (let r = 0; r < Number(opt.repeat); r++) {
+        for (const name of names) {
+          const x = await fixed(`${urls[name]}/${opt.size}`, rate, pids[name]);
+          say(`${name} @ ${rate} req/s: p50 ${x.p50} p99 ${x.p99} p99.9 ${x.p999} ms`);
+          rows.push({ rate, name, ...x });
+        }
+      }
+    }
+    const pct = (x) => (x === null ? '-' : `${Math.round(x * 100)}%`);
+    const lines = [
+      `Fixed-rate sweep, ${opt.size}, ${opt.warmup} s + ${opt.duration} s per run, ${new Date().toISOString()}, ` +
+        `${os.cpus().length} CPUs, Node ${process.version}`,
+      '',
+      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | proxy busy (one core) | main thread run-queue wait | machine busy | errors |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (x) =>
+          `| ${x.rate} | ${x.name} | ${x.p50} | ${x.p99} | ${x.p999} | ${x.max} | ` +
+          `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ${pct(x.busy)} | ${pct(x.runqWait)} | ${pct(x.machine)} | ${x.errors} |`,
+      ),
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    await killAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+process.on('exit', killAllSync);
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
