@@ -7,7 +7,8 @@
 // as busy as ours)?
 //   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
 //        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3]
-// "ours" is `bin/dotslash.js proxy` (needs `npm run build`). Prints one table; records nothing.
+// "ours" is `bin/dotslash.js proxy` (needs `npm run build`); "raw-splice" (a target to add) is
+// experiments/raw-splice.js, the leanest Node proxy. Prints one table; records nothing.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -145,6 +146,17 @@ async function main() {
       urls.ours = `http://127.0.0.1:${port}`;
       await waitReady('ours', `${urls.ours}/${opt.size}`, BYTES[opt.size], ours);
       pids.ours = [ours.pid];
+    }
+    if (names.includes('raw-splice')) {
+      // The leanest Node proxy we know (no node:http, no access log): the floor for Node here.
+      const port = await freePort();
+      const raw = start('raw-splice', process.execPath, [
+        path.join(here, 'raw-splice.js'),
+        ...['--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
+      ]);
+      urls['raw-splice'] = `http://127.0.0.1:${port}`;
+      await waitReady('raw-splice', `${urls['raw-splice']}/${opt.size}`, BYTES[opt.size], raw);
+      pids['raw-splice'] = [raw.pid];
     }
     const rows = [];
     for (const rate of rates) {
