@@ -7,8 +7,9 @@
 // as busy as ours)?
 //   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
 //        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3]
-// "ours" is `bin/dotslash.js proxy` (needs `npm run build`); "raw-splice" (a target to add) is
-// experiments/raw-splice.js, the leanest Node proxy. Prints one table; records nothing.
+// "ours" is `bin/dotslash.js proxy` (needs `npm run build`). Targets to add: "ours-front" is
+// bench/proxy/ours.js (FrontProxy alone), "raw-splice" experiments/raw-splice.js (the leanest
+// Node proxy). Prints one table; records nothing.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -146,6 +147,22 @@ async function main() {
       urls.ours = `http://127.0.0.1:${port}`;
       await waitReady('ours', `${urls.ours}/${opt.size}`, BYTES[opt.size], ours);
       pids.ours = [ours.pid];
+    }
+    if (names.includes('ours-front')) {
+      // FrontProxy alone (bench/proxy/ours.js: default config and access log, no admin listener,
+      // monitor or metrics): what the daemon around it costs at a fixed rate.
+      const port = await freePort();
+      const log = fs.openSync(path.join(dir, 'ours-front.log'), 'w');
+      const front = start(
+        'ours-front',
+        process.execPath,
+        ['bench/proxy/ours.js', '--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
+        { stdout: log, cwd: root },
+      );
+      fs.closeSync(log);
+      urls['ours-front'] = `http://127.0.0.1:${port}`;
+      await waitReady('ours-front', `${urls['ours-front']}/${opt.size}`, BYTES[opt.size], front);
+      pids['ours-front'] = [front.pid];
     }
     if (names.includes('raw-splice')) {
       // The leanest Node proxy we know (no node:http, no access log): the floor for Node here.
