@@ -121,16 +121,25 @@ export interface Member {
 export const DEFAULT_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 export const DEFAULT_NAMES = ['origin.test', 'rescue-a.test', 'rescue-b.test', 'rescue-c.test'];
 
-/** A free TCP port on `host` (bind port 0, close). Good enough on loopback for a demo or a test. */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+/** Ports this process has handed out: two picks must not land on the same port before either binds. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free on `host` (for TCP, and UDP too when asked: a DNS server binds both), picked at
+ * random below the ephemeral range (Linux 32768-60999, IANA 49152-65535). The daemon binds it
+ * later, in its own process; a port from the ephemeral range can be taken meanwhile by any
+ * listen(0) or auto-bound client socket on the machine, which made a member exit with
+ * EADDRINUSE while other tests ran.
+ */
+export async function freePort(host: string, opts: { udp?: boolean } = {}): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port) || !(await canListen(host, port))) continue;
+    if (opts.udp === true && !(await canBindUdp(host, port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no port free${opts.udp === true ? ' for TCP and UDP' : ''} on ${host}`);
 }
 
 /** A TCP port free on every one of `hosts` (the members' fronts share it). */
@@ -151,24 +160,12 @@ function canListen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/**
- * A port free on `host` for both TCP and UDP (a DNS server binds both), picked below the ephemeral
- * range (Linux 32768-60999, IANA 49152-65535): a port from there can be taken between this probe
- * and the daemon's bind by any process's client UDP socket (auto-bound to 0.0.0.0), which made a
- * member exit with EADDRINUSE on a busy machine.
- */
-async function freeUdpTcpPort(host: string): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (!(await canListen(host, port))) continue;
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, host, () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error(`no port free for TCP and UDP on ${host}`);
+function canBindUdp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const u = createSocket('udp4');
+    u.once('error', () => resolve(false));
+    u.bind(port, host, () => u.close(() => resolve(true)));
+  });
 }
 
 /** The running CLI's own command line, so children run the same build (dist or tsx). */
@@ -259,7 +256,7 @@ export class Community {
             : {}),
         });
         const [front, admin, control] = [frontPort, await freePort(host), await freePort(host)];
-        const dnsPort = await freeUdpTcpPort(host);
+        const dnsPort = await freePort(host, { udp: true });
         const keyFile = join(dir, 'member.key');
         const pair = generateKeyPair();
         writePrivateKey(keyFile, pair.privateKeyPem, { overwrite: true });
