@@ -75,8 +75,11 @@ export const proxySchema = z
         client_header_ms: durationMs.default(10_000),
         /** A client must send its whole request (head and body) within this. 0 = no limit. */
         client_request_ms: durationMs.default(300_000),
-        /** Idle keep-alive connections from clients are closed after this. */
-        client_keepalive_ms: durationMs.default(5_000),
+        /**
+         * Idle keep-alive connections from clients are closed after this. nginx's 75 s, not Node's
+         * 5 s: the shorter it is, the more often a client sends on a connection just as it closes.
+         */
+        client_keepalive_ms: durationMs.default(75_000),
         /** Idle keep-alive connections to upstreams are closed after this (below the upstream's own). */
         upstream_keepalive_ms: durationMs.default(4_000),
         /** Graceful shutdown: how long in-flight requests may take to finish. */
