@@ -273,3 +273,20 @@ export async function waitQuiet(maxMs, threshold) {
   } while (Date.now() < deadline);
   return f;
 }
+
+/** Start the bench upstream (bench/proxy/upstream.js) on 127.0.0.1; it prints its port. */
+export async function startUpstream({ cpus } = {}) {
+  const script = new URL('./upstream.js', import.meta.url).pathname;
+  const child = start('upstream', process.execPath, [script], { cpus });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (c) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl !== -1) resolve(JSON.parse(buf.slice(0, nl)).port);
+    });
+    child.on('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+    setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
+  });
+  return { child, port };
+}

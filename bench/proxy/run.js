@@ -26,6 +26,7 @@ import {
   treeCpuMs,
   treeCpuSplitMs,
   start,
+  startUpstream,
   waitQuiet,
   waitReady,
 } from './procs.js';
@@ -161,24 +162,6 @@ const pickRun = (runs, better) =>
   opt.pick === 'best'
     ? runs.reduce((a, b) => (better(b, a) ? b : a))
     : [...runs].sort((a, b) => (better(a, b) ? -1 : 1))[runs.length >> 1];
-
-/** Start the upstream; it prints its port. */
-async function startUpstream() {
-  const child = start('upstream', process.execPath, [path.join(here, 'upstream.js')], {
-    cpus: layout.upstream,
-  });
-  const port = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (c) => {
-      buf += c;
-      const nl = buf.indexOf('\n');
-      if (nl !== -1) resolve(JSON.parse(buf.slice(0, nl)).port);
-    });
-    child.on('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
-    setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
-  });
-  return { child, port };
-}
 
 /**
  * Start our proxy. The CLI (`node bin/dotslash.js proxy ...`) with admin listener and monitor is
@@ -572,7 +555,7 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotslash-bench-'));
   say(`temp dir ${dir}; pinning: ${layout.text}`);
   try {
-    const upstream = await startUpstream();
+    const upstream = await startUpstream({ cpus: layout.upstream });
     const up = `http://127.0.0.1:${upstream.port}`;
     await waitReady('upstream', `${up}/4k`, 4096, upstream.child);
     say(`upstream (node bench/proxy/upstream.js) on ${up}`);

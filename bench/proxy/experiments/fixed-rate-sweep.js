@@ -16,7 +16,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureTools, startNginx } from '../nginx.js';
-import { cpuSnapshot, freePort, killAll, killAllSync, output, say, start, waitReady } from '../procs.js';
+import {
+  cpuSnapshot,
+  freePort,
+  killAll,
+  killAllSync,
+  output,
+  say,
+  start,
+  startUpstream,
+  waitReady,
+} from '../procs.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -32,6 +42,17 @@ const { values: opt } = parseArgs({
 });
 const rates = opt.rates.split(',').map(Number);
 const names = opt.targets.split(',');
+const TARGETS = ['direct', 'nginx', 'ours', 'ours-front', 'raw-splice'];
+for (const n of names) {
+  if (!TARGETS.includes(n)) {
+    console.error(`--targets: unknown target "${n}" (known: ${TARGETS.join(', ')})`);
+    process.exit(2);
+  }
+}
+if (rates.some((r) => !(r > 0))) {
+  console.error(`--rates: want positive numbers, got "${opt.rates}"`);
+  process.exit(2);
+}
 const BYTES = { '4k': 4096, '100k': 102_400 };
 
 /**
@@ -73,19 +94,6 @@ function childPids(pid) {
   } catch {
     return [];
   }
-}
-
-async function startUpstream() {
-  const child = start('upstream', process.execPath, [path.join(root, 'bench/proxy/upstream.js')]);
-  const port = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (c) => {
-      buf += c;
-      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]).port);
-    });
-    setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
-  });
-  return { child, port };
 }
 
 async function fixed(url, rate, pids) {
