@@ -1,7 +1,6 @@
 // One proxied request/response: the handler (for undici or h1-upstream.ts) that streams the
 // upstream's response straight into the client's ServerResponse, with backpressure both ways.
 import { ServerResponse } from 'node:http';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -36,6 +35,38 @@ export class ProxyResponse extends ServerResponse {
   viaUndici = false;
 }
 
+/** What Exchange reads of a request: IncomingMessage, or the fast front's FastRequest. */
+export interface FrontRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly httpVersionMinor: number;
+}
+
+/**
+ * What Exchange and sendError use of a response: ProxyResponse (node:http) or the fast front's
+ * FastResponse (h1-front.ts).
+ */
+export interface FrontResponse {
+  exchange: unknown;
+  readonly viaUndici: boolean;
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly writableLength: number;
+  readonly chunkedEncoding: boolean;
+  shouldKeepAlive: boolean;
+  writeHead(statusCode: number, statusMessage: string | undefined, headers: string[]): unknown;
+  write(chunk: Buffer | string, cb?: (err?: Error | null) => void): boolean;
+  end(data?: Buffer | string): unknown;
+  addTrailers(trailers: Record<string, string>): void;
+  writeProcessing(): void;
+  writeEarlyHints(hints: Record<string, string | string[]>): void;
+  destroy(): unknown;
+  on(event: 'close' | 'drain', listener: (this: FrontResponse) => void): unknown;
+}
+
 // Per-socket byte counters: stats and the access log take deltas of socket.bytesRead and
 // bytesWritten instead of counting every chunk.
 export const kRead = Symbol('dotslash.read');
@@ -51,12 +82,12 @@ const IDEMPOTENT: Record<string, boolean> = {
   TRACE: true,
 };
 
-function onResClose(this: ProxyResponse): void {
-  this.exchange?.finish();
+function onResClose(this: FrontResponse): void {
+  (this.exchange as Exchange | null)?.finish();
 }
 
-function onResDrain(this: ProxyResponse): void {
-  const ex = this.exchange;
+function onResDrain(this: FrontResponse): void {
+  const ex = this.exchange as Exchange | null;
   if (ex === null) return;
   if (ex.snap.bodyTimeout > 0) ex.socket.setTimeout(0);
   if (ex.resume !== null) ex.resume();
@@ -96,8 +127,8 @@ export class Exchange implements Dispatcher.DispatchHandler, H1Handler {
   constructor(
     readonly ctx: FrontContext,
     readonly snap: Snapshot,
-    readonly req: IncomingMessage,
-    readonly res: ProxyResponse,
+    readonly req: FrontRequest,
+    readonly res: FrontResponse,
     readonly socket: CountedSocket,
     readonly body: Readable | null,
   ) {
@@ -385,7 +416,7 @@ export function classifyError(err: Error, code: string | undefined): ProxyErrorC
 }
 
 /** Answer with one of our errors (JSON body, stable code). */
-export function sendError(res: ServerResponse, code: ProxyErrorCode, via: string, close: boolean): void {
+export function sendError(res: FrontResponse, code: ProxyErrorCode, via: string, close: boolean): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -394,7 +425,7 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, via: string
   const body = errorBodies[code];
   // 4xx from us: the request body may be unread (413) or the stream unusable; do not reuse it.
   if (close || entry.status < 500) res.shouldKeepAlive = false;
-  res.writeHead(entry.status, [
+  res.writeHead(entry.status, undefined, [
     'content-type',
     'application/json',
     'content-length',
@@ -408,7 +439,7 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, via: string
 }
 
 /** Forward 1xx responses Node can write (RFC 9110 §15.2); 100 is ours to send, 101 is a tunnel. */
-function informational(res: ServerResponse, statusCode: number, raw: Buffer[] | string[]): void {
+function informational(res: FrontResponse, statusCode: number, raw: Buffer[] | string[]): void {
   if (statusCode === 102) {
     res.writeProcessing();
   } else if (statusCode === 103) {

@@ -18,6 +18,7 @@ import {
   type CountedSocket,
   type FrontContext,
 } from './exchange.js';
+import { FastConn, type FastFrontHost, type FastRequest, type FastResponse } from './h1-front.js';
 import { buildRequestHeaders, requestInfo, VERIFIED_RESCUER_HEADER } from './headers.js';
 import { prepareSnapshot, type Snapshot } from './snapshot.js';
 import { ProxyStats } from './stats.js';
@@ -98,6 +99,11 @@ export class FrontProxy {
   private rescueOn: RescueRouter | null = null;
   private readonly rescueOpts: RescueServingOptions;
   private listening = false;
+  /** Connections the fast front reads (h1-front.ts); the rest belong to node:http. */
+  private readonly fastConns = new Set<FastConn>();
+  private readonly fastHost: FastFrontHost;
+  /** node:http's own 'connection' listener: the fast front hands connections to it. */
+  private readonly nodeConnection: (socket: Socket) => void;
 
   constructor(opts: FrontProxyOptions) {
     this.stats = opts.stats ?? new ProxyStats();
@@ -131,6 +137,14 @@ export class FrontProxy {
     // parser frames the body by all of them: Content-Length or Transfer-Encoding past #2000 made
     // us forward the request without its body. max_header_bytes already bounds the head.
     this.server.maxHeadersCount = 0;
+    // Every accepted socket comes to onConnection first, which gives it to the fast front or to
+    // node:http. The server still listens itself, so node:http's connection tracking (header
+    // and request timeouts, closeIdleConnections) covers the sockets handed to it.
+    const [nodeListener] = this.server.listeners('connection') as ((socket: Socket) => void)[];
+    if (nodeListener === undefined) throw new Error('node:http server without a connection listener');
+    this.server.removeAllListeners('connection');
+    this.nodeConnection = (socket) => nodeListener.call(this.server, socket);
+    this.fastHost = this.makeFastHost();
     this.server.on('request', this.onRequest);
     this.server.on('checkContinue', this.onCheckContinue);
     this.server.on('upgrade', this.onUpgrade);
@@ -159,6 +173,11 @@ export class FrontProxy {
   /** The bound address, or null before listen(). */
   address(): AddressInfo | null {
     return (this.server.address() as AddressInfo | null) ?? null;
+  }
+
+  /** Open client connections read by the fast front (h1-front.ts); node:http has the rest. */
+  get fastConnections(): number {
+    return this.fastConns.size;
   }
 
   /** False once close() began (admin /readyz turns 503). */
@@ -255,15 +274,16 @@ export class FrontProxy {
     this.ctx.draining = true;
     const server = this.server;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+    this.closeIdle();
     const deadline = performance.now() + drainMs;
     while ((this.stats.active > 0 || this.tunnels.size > 0) && performance.now() < deadline) {
       await sleep(Math.min(25, Math.max(1, deadline - performance.now())));
-      server.closeIdleConnections();
+      this.closeIdle();
     }
     const forced = this.stats.active > 0 || this.tunnels.size > 0;
     for (const t of [...this.tunnels]) t.destroy();
     server.closeAllConnections();
+    for (const c of [...this.fastConns]) c.close(true);
     await Promise.race([closed, sleep(1_000)]);
     await Promise.all(
       this.snap.upstreams.list.map((u) => (forced ? u.destroy() : u.close()).catch(() => {})),
@@ -273,6 +293,11 @@ export class FrontProxy {
     const log = this.ctx.accessLog;
     if (log !== null) await new Promise<void>((resolve) => log.flush(() => resolve()));
     this.listening = false;
+  }
+
+  private closeIdle(): void {
+    this.server.closeIdleConnections();
+    for (const c of [...this.fastConns]) c.close(false);
   }
 
   // ---- hot path -------------------------------------------------------------------------
@@ -290,7 +315,52 @@ export class FrontProxy {
       stats.clientErrors++;
       stats.recordResponse(503, 0, undefined);
       refuseSocket(socket, 'PRX_ERR_TOO_MANY_CONNECTIONS');
+      return;
     }
+    if (this.snap.fastFront) new FastConn(this.fastHost, socket, this.fastConns);
+    else this.nodeConnection(socket);
+  };
+
+  /** What the fast front's connections ask of this proxy (h1-front.ts). */
+  private makeFastHost(): FastFrontHost {
+    return {
+      serve: this.onFastRequest,
+      handOff: (socket, head) => {
+        this.nodeConnection(socket);
+        // node:http's parser takes what we already read as if it had just arrived.
+        if (head !== null) socket.emit('data', head);
+      },
+      timedOut: (socket) => this.refuse(socket, 'PRX_ERR_CLIENT_TIMEOUT', 'ERR_HTTP_REQUEST_TIMEOUT'),
+      fastEnabled: () => this.snap.fastFront && this.rescueOn === null,
+      draining: () => this.ctx.draining,
+      keepAliveMs: () => this.snap.config.timeouts.client_keepalive_ms,
+      headerTimeoutMs: () => {
+        const t = this.snap.config.timeouts;
+        return clampHeadersTimeout(t.client_header_ms, t.client_request_ms);
+      },
+      maxHeaderBytes: () => this.snap.config.limits.max_header_bytes,
+    };
+  }
+
+  /** A simple GET/HEAD the fast front read (no body, no rescue active, no pipelining). */
+  private readonly onFastRequest = (req: FastRequest, res: FastResponse): void => {
+    const snap = this.snap;
+    const socket = req.socket as CountedSocket;
+    this.stats.active++;
+    const headers = buildRequestHeaders(
+      req.rawHeaders,
+      snap.policy,
+      socket.remoteAddress ?? '',
+      'http',
+      true,
+      false,
+    );
+    const ex = new Exchange(this.ctx, snap, req, res, socket, null);
+    if (headers === null) {
+      ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'invalid Host, Content-Length or request target'));
+      return;
+    }
+    this.forward(ex, snap, headers, req.url, req.method, null);
   };
 
   /** Expect: 100-continue: refuse an oversized body before the client sends it, else go on. */
@@ -363,22 +433,34 @@ export class FrontProxy {
       ex.fail(new ProxyError('PRX_ERR_BAD_REQUEST', 'invalid Host, Content-Length or request target'));
       return;
     }
+    this.forward(ex, snap, headers, req.url!, req.method!, body);
+  };
+
+  /** Pick an upstream and send the request (either front). */
+  private forward(
+    ex: Exchange,
+    snap: Snapshot,
+    headers: string[],
+    path: string,
+    method: string,
+    body: Readable | null,
+  ): void {
     // Bodiless requests take the raw-socket client; bodies and 100-continue stay on undici.
-    ex.fast = body === null && snap.fastUpstream && !res.viaUndici;
+    ex.fast = body === null && snap.fastUpstream && !ex.res.viaUndici;
     const upstream = snap.upstreams.pick();
     if (snap.policy.hostMode === 1 || headers[1] === '') {
       headers[1] = upstream.host;
       ex.hostFromUpstream = true;
     }
     ex.dispatch(upstream, {
-      path: req.url!,
-      method: req.method as Dispatcher.HttpMethod,
+      path,
+      method: method as Dispatcher.HttpMethod,
       headers,
       body,
       headersTimeout: snap.headersTimeout,
       bodyTimeout: snap.bodyTimeout,
     });
-  };
+  }
 
   /** Start `req` when the response before it on this connection closes (pipelining). */
   private enqueue(

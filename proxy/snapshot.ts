@@ -18,6 +18,8 @@ export interface Snapshot {
   readonly connectTimeout: number;
   /** proxy.upstream_client is "fast": bodiless requests use h1-upstream.ts. */
   readonly fastUpstream: boolean;
+  /** proxy.front_parser is "fast": simple requests are read by h1-front.ts. */
+  readonly fastFront: boolean;
 }
 
 /** Parse trusted_proxies entries ("10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8") into a BlockList. */
@@ -68,6 +70,7 @@ export function prepareSnapshot(
     bodyTimeout: t.body_idle_ms,
     connectTimeout: t.connect_ms,
     fastUpstream: config.upstream_client === 'fast',
+    fastFront: config.front_parser === 'fast',
   });
   return { snapshot, retired };
 }

@@ -63,6 +63,11 @@ export const proxySchema = z
      * (undici for the rest), "undici" = undici for everything.
      */
     upstream_client: z.enum(['fast', 'undici']).default('fast'),
+    /**
+     * Client request reader: "fast" = our own HTTP/1.1 reader for simple GET/HEAD requests
+     * (node:http for everything else), "node" = node:http for every request.
+     */
+    front_parser: z.enum(['fast', 'node']).default('fast'),
     timeouts: z
       .object({
         /** TCP connect to an upstream. Exceeded -> 502. */

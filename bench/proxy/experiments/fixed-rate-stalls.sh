@@ -5,13 +5,20 @@
 # delay (prom-client's monitorEventLoopDelay) and GC pauses by kind, over the whole run.
 # Env: RATE, SIZE (4k|100k), CLIENT (fast|undici), NODE_ARGS (e.g. --max-semi-space-size=64),
 # RESCUE (rescue.mode: on|observe|off; unset = the default), PIN=split (the daemon on CPU 1,
-# upstream and load generator on CPU 0; unset = the scheduler decides).
+# upstream and load generator on CPU 0; unset = the scheduler decides), ACCESS (the access log:
+# file = to a file, the default; null = to /dev/null, formatted but not stored; off = disabled).
 # Needs `npm run build`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-rate="${RATE:-4100}"; size="${SIZE:-4k}"; client="${CLIENT:-fast}"
+rate="${RATE:-4100}"; size="${SIZE:-4k}"; client="${CLIENT:-fast}"; access="${ACCESS:-file}"
+case "$access" in
+  file) log_cfg="{ output: $dir/access.log }" ;;
+  null) log_cfg="{ output: /dev/null }" ;;
+  off) log_cfg="{ enabled: false }" ;;
+  *) echo "ACCESS: want file, null or off, got \"$access\"" >&2; exit 2 ;;
+esac
 ours_cpu=(); load_cpu=()
 if [ "${PIN:-}" = split ]; then ours_cpu=(taskset -c 1); load_cpu=(taskset -c 0); fi
 "${load_cpu[@]}" node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
@@ -22,14 +29,14 @@ proxy:
   listen: 127.0.0.1:18400
   upstreams: [http://127.0.0.1:$up]
   upstream_client: $client
-  access_log: { output: $dir/access.log }
+  access_log: $log_cfg
 admin: { listen: 127.0.0.1:18401 }
 YAML
 if [ -n "${RESCUE:-}" ]; then printf 'rescue: { mode: %s }\n' "$RESCUE" >> "$dir/c.yaml"; fi
 # shellcheck disable=SC2086
 DOTSLASH_ADMIN_TOKEN=bench "${ours_cpu[@]}" node ${NODE_ARGS:-} "$root/bin/dotslash.js" start -c "$dir/c.yaml" > "$dir/daemon.log" 2>&1 &
 sleep 1.5
-echo "== $client, $size at $rate req/s, node args: ${NODE_ARGS:-none}, rescue.mode: ${RESCUE:-default}, pin: ${PIN:-none}"
+echo "== $client, $size at $rate req/s, node args: ${NODE_ARGS:-none}, rescue.mode: ${RESCUE:-default}, pin: ${PIN:-none}, access log: $access"
 "${load_cpu[@]}" node "$root/bench/proxy/loadgen.js" --url "http://127.0.0.1:18400/$size" --rate "$rate" --duration 10 \
   --warmup 3 --connections 50 2>&1 | tail -1
 curl -s -H 'authorization: Bearer bench' http://127.0.0.1:18401/metrics |
