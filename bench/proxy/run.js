@@ -48,6 +48,7 @@ const { values: opt } = parseArgs({
     'ours-script': { type: 'string' },
     variants: { type: 'boolean', default: false },
     clients: { type: 'boolean', default: false },
+    fronts: { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
     nice: { type: 'string', default: '0' },
     pick: { type: 'string', default: 'best' },
@@ -595,6 +596,12 @@ async function main() {
     if (opt.clients) {
       if (!opt.variants) wanted.push(['ours-core', 'bench/proxy/ours.js', []]);
       wanted.push(['ours-undici', 'bench/proxy/ours.js', ['--upstream-client', 'undici']]);
+    }
+    // --fronts: the two client request readers side by side, FrontProxy alone: "ours-core"
+    // (the default fast front, proxy/h1-front.ts) and "ours-nodefront" (node:http for all).
+    if (opt.fronts) {
+      if (!wanted.some(([tag]) => tag === 'ours-core')) wanted.push(['ours-core', 'bench/proxy/ours.js', []]);
+      wanted.push(['ours-nodefront', 'bench/proxy/ours.js', ['--front-parser', 'node']]);
     }
     for (const v of opt.variant) {
       const eq = v.indexOf('=');
