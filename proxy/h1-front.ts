@@ -409,6 +409,7 @@ export class FastConn {
   }
 
   private received(chunk: Buffer): void {
+    if (this.state === DONE) return; // closing after Connection: close: the rest is discarded
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.state === BUSY) {
       // The next request while this one is answered (pipelining): look at it afterwards.
@@ -454,8 +455,12 @@ export class FastConn {
     if (this.state !== BUSY) return; // closed meanwhile
     if (!res.shouldKeepAlive) {
       this.state = DONE;
+      this.buf = null;
       this.all.delete(this);
       this.socket.end();
+      // Read and drop what the client still sends: unread input would turn the close into an
+      // RST that can destroy the response before the client has read it.
+      this.socket.resume();
       return;
     }
     this.state = IDLE;

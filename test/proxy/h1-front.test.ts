@@ -266,6 +266,19 @@ describe('fast front: connections', () => {
     await c.closed;
     expect(c.text()).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*Connection: close\r\n[^]*hello$/);
   });
+
+  it('after a Connection: close response, requests sent behind it are dropped, not handed on', async () => {
+    const before = fast.proxy.stats.requests;
+    const c = connection(fast.port);
+    c.socket.write('GET /chunked HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+    // Sent after the response ended (our side is closing by then).
+    await until(() => c.text().endsWith('0\r\n\r\n'));
+    c.socket.write('GET /length HTTP/1.1\r\nHost: a.test\r\n\r\n'.repeat(20));
+    await c.closed;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.text()).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*two\r\n0\r\n\r\n$/);
+    expect(fast.proxy.stats.requests - before).toBe(1);
+  });
 });
 
 describe('fast front: timeouts', () => {
