@@ -167,19 +167,24 @@ describe('flood-insurance community', () => {
       // Phase 1: a crowd of 8x the origin's capacity, then release.
       await flashCrowd(c, 8 * ORIGIN_RPS, 14_000);
       expect(await waitForRelease(c.origin, 60_000)).toBe(true);
-      const sessions = closedOriginSessions(c);
-      expect(sessions.opened, 'the origin was rescued').toBeGreaterThanOrEqual(1);
-      expect(sessions.closed).toHaveLength(sessions.opened);
-      // Receipts are countersigned at SHUTDOWN and submitted by both sides: wait for them.
-      const receipts = (await until(
+      const atRelease = closedOriginSessions(c);
+      expect(atRelease.opened, 'the origin was rescued').toBeGreaterThanOrEqual(1);
+      expect(atRelease.closed).toHaveLength(atRelease.opened);
+      // Receipts are countersigned at SHUTDOWN and submitted by both sides: wait for them. An SOS
+      // still in flight at release (its row gets an id only once accepted) can open and close one
+      // more session meanwhile (seen once in CI), so the sessions are read again with the receipts.
+      const { sessions, receipts } = (await until(
         () => {
+          const s = closedOriginSessions(c);
+          if (s.closed.length !== s.opened) return undefined;
           const r = registryReceipts(c);
-          return new Set(r.map((x) => x.session)).size >= sessions.closed.length ? r : undefined;
+          const ids = [...new Set(r.map((x) => x.session))].sort();
+          return ids.join() === s.closed.join() ? { sessions: s, receipts: r } : undefined;
         },
         20_000,
-        'a receipt per closed session at the registry',
+        'a receipt per closed session at the registry, every session closed',
       ))!;
-      expect([...new Set(receipts.map((r) => r.session))].sort()).toEqual(sessions.closed);
+      expect(sessions.closed.length).toBeGreaterThanOrEqual(atRelease.closed.length);
       expect(receipts.every((r) => r.origin === c.origin.name)).toBe(true);
 
       const after = await balances(c);
