@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
+import { CLOSE_TOKEN } from './h1-parse.js';
 
 /** A request head the fast front serves itself. */
 export interface SimpleRequest {
@@ -103,7 +104,7 @@ export function parseSimpleRequest(b: Buffer, end: number): SimpleRequest | null
           const v = value.toLowerCase();
           if (v !== 'keep-alive') {
             if (v.includes('upgrade')) return null;
-            if (/(?:^|,)[ \t]*close[ \t]*(?:,|$)/.test(v)) keepAlive = false;
+            if (CLOSE_TOKEN.test(v)) keepAlive = false;
           }
         }
         break;
@@ -225,12 +226,7 @@ export class FastResponse extends EventEmitter {
     const socket = conn.socket;
     socket.cork();
     if (this.head !== null) this.flushHead();
-    if (this.chunkedEncoding) {
-      const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-      conn.send(`${size.toString(16)}\r\n`, null);
-      conn.send(chunk, null);
-      conn.send('\r\n', cb ?? null);
-    } else conn.send(chunk, cb ?? null);
+    this.sendBody(chunk, cb ?? null);
     socket.uncork();
     return socket.writableLength < socket.writableHighWaterMark;
   }
@@ -243,14 +239,7 @@ export class FastResponse extends EventEmitter {
     const socket = conn.socket;
     socket.cork();
     if (this.head !== null) this.flushHead();
-    if (data !== undefined && data.length > 0 && !this.noBody) {
-      if (this.chunkedEncoding) {
-        const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-        conn.send(`${size.toString(16)}\r\n`, null);
-        conn.send(data, null);
-        conn.send('\r\n', null);
-      } else conn.send(data, null);
-    }
+    if (data !== undefined && data.length > 0 && !this.noBody) this.sendBody(data, null);
     if (this.chunkedEncoding) conn.send(`0\r\n${this.trailers}\r\n`, null);
     socket.uncork();
     conn.ended(this);
@@ -293,6 +282,17 @@ export class FastResponse extends EventEmitter {
   destroy(): this {
     if (!this.destroyed) this.conn.socket.destroy();
     return this;
+  }
+
+  /** One piece of body, chunk-framed when the response is chunked; `cb` once it is flushed. */
+  private sendBody(data: Buffer | string, cb: WriteCallback | null): void {
+    const conn = this.conn;
+    if (this.chunkedEncoding) {
+      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      conn.send(`${size.toString(16)}\r\n`, null);
+      conn.send(data, null);
+      conn.send('\r\n', cb);
+    } else conn.send(data, cb);
   }
 
   private flushHead(): void {
@@ -351,6 +351,10 @@ const IDLE = 1;
 const BUSY = 2;
 /** Handed to node:http, or closed. */
 const DONE = 3;
+
+function flushConn(conn: FastConn): void {
+  conn.flushed();
+}
 
 function onSocketError(): void {
   // 'close' follows; the Exchange (if any) learns of it there.
@@ -444,10 +448,11 @@ export class FastConn {
 
   /** res.end() ran: finished once everything written has been handed to the kernel. */
   ended(res: FastResponse): void {
-    if (res === this.res && this.callbacks.length === 0) process.nextTick(() => this.flushed());
+    if (res === this.res && this.callbacks.length === 0) process.nextTick(flushConn, this);
   }
 
-  private flushed(): void {
+  /** The ended response is flushed: close it, then keep the connection or close it. */
+  flushed(): void {
     const res = this.res;
     if (res === null || this.state !== BUSY) return;
     this.res = null;
