@@ -6,10 +6,15 @@
 // any single-threaded proxy at that load on this machine (compare nginx at the rate where it is
 // as busy as ours)?
 //   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
-//        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3]
+//        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3] [--perf]
+// --perf (needs Linux perf; sets kernel.perf_event_paranoid -1 and kptr_restrict 0 when root):
+// also samples each proxy with `perf record` for the middle of its run and adds where its CPU
+// went: the kernel's share, the hottest kernel symbol's share (on a paravirtualised guest,
+// pvm_irq_enable: the hypervisor's price of socket wake-ups on loopback) and user space's.
 // "ours" is `bin/dotslash.js proxy` (needs `npm run build`). Targets to add: "ours-front" is
 // bench/proxy/ours.js (FrontProxy alone), "raw-splice" experiments/raw-splice.js (the leanest
 // Node proxy). Prints one table; records nothing.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +43,7 @@ const { values: opt } = parseArgs({
     repeat: { type: 'string', default: '2' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
+    perf: { type: 'boolean', default: false },
   },
 });
 const rates = opt.rates.split(',').map(Number);
@@ -62,6 +68,7 @@ const BYTES = { '4k': 4096, '100k': 102_400 };
 function sched(pids) {
   let run = 0;
   let wait = 0;
+  let slices = 0;
   for (const pid of pids) {
     let tasks = [];
     try {
@@ -71,15 +78,60 @@ function sched(pids) {
     }
     for (const t of tasks) {
       try {
-        const [r, w] = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+        const [r, w, n] = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
         run += r / 1e6;
-        if (Number(t) === pid) wait += w / 1e6;
+        if (Number(t) === pid) {
+          wait += w / 1e6;
+          slices += n;
+        }
       } catch {
         // Thread gone.
       }
     }
   }
-  return { run, wait };
+  return { run, wait, slices };
+}
+
+/**
+ * `perf record` of `pids` for `seconds`, started after `delayS`; resolves to the shares of the
+ * samples: kernel, hottest kernel symbol, the proxy binary (node or nginx), JIT code, libc.
+ */
+async function perfShares(pids, delayS, seconds, file) {
+  await new Promise((r) => setTimeout(r, delayS * 1000));
+  const rec = start('perf', 'perf', [
+    'record',
+    '-q',
+    '-F',
+    '1999',
+    '-p',
+    pids.join(','),
+    '-o',
+    file,
+    '--',
+    'sleep',
+    String(seconds),
+  ]);
+  await output(rec, (seconds + 30) * 1000);
+  const report = async (sort) => {
+    const child = start('perf-report', 'perf', ['report', '-i', file, '--stdio', '-q', '--sort', sort]);
+    const { out } = await output(child, 60_000);
+    return out
+      .split('\n')
+      .map((l) => l.trim().match(/^([\d.]+)%\s+(.*)$/))
+      .filter(Boolean)
+      .map((m) => ({ pct: Number(m[1]), name: m[2].trim() }));
+  };
+  const dsos = await report('dso');
+  const share = (re) => dsos.filter((d) => re.test(d.name)).reduce((a, d) => a + d.pct, 0);
+  const kernelSyms = (await report('sym')).filter((x) => x.name.startsWith('[k]'));
+  const top = kernelSyms[0] ?? { pct: 0, name: '-' };
+  return {
+    kernel: share(/kernel/),
+    topKernel: `${top.name.replace('[k] ', '')} ${top.pct.toFixed(1)}%`,
+    binary: share(/^(node|nginx)$/),
+    jit: share(/JIT|perf-\d+\.map/),
+    libc: share(/^libc/),
+  };
 }
 
 /** nginx's worker(s): children of the master. */
@@ -96,7 +148,7 @@ function childPids(pid) {
   }
 }
 
-async function fixed(url, rate, pids) {
+async function fixed(url, rate, pids, perfFile) {
   const s0 = sched(pids);
   const m0 = cpuSnapshot();
   const t0 = performance.now();
@@ -104,7 +156,12 @@ async function fixed(url, rate, pids) {
     path.join(root, 'bench/proxy/loadgen.js'),
     ...['--url', url, '--rate', String(rate), '--duration', opt.duration, '--warmup', opt.warmup],
   ]);
+  const perf =
+    perfFile && pids.length
+      ? perfShares(pids, Number(opt.warmup) + 1, Math.max(1, Number(opt.duration) - 2), perfFile)
+      : null;
   const { out } = await output(child, (Number(opt.duration) + Number(opt.warmup) + 30) * 1000);
+  const perfed = perf ? await perf : null;
   const wall = performance.now() - t0;
   const s1 = sched(pids);
   const m1 = cpuSnapshot();
@@ -116,12 +173,28 @@ async function fixed(url, rate, pids) {
     cpuUs: pids.length ? ((s1.run - s0.run) * 1000) / sent : null,
     busy: pids.length ? (s1.run - s0.run) / wall : null,
     runqWait: pids.length ? (s1.wait - s0.wait) / wall : null,
+    // Times the main thread was put on a CPU (schedstat's third field): its wake-ups.
+    wakeups: pids.length ? (s1.slices - s0.slices) / sent : null,
+    perf: perfed,
     machine: (m1.busy - m0.busy) / (m1.total - m0.total),
   };
 }
 
+/** perf needs to see kernel symbols and other processes; as root, allow it for this run. */
+function preparePerf() {
+  if (spawnSync('perf', ['--version']).status !== 0) {
+    console.error('--perf: perf not found (Debian: apt-get install -y linux-perf)');
+    process.exit(2);
+  }
+  if (process.getuid?.() === 0) {
+    fs.writeFileSync('/proc/sys/kernel/perf_event_paranoid', '-1');
+    fs.writeFileSync('/proc/sys/kernel/kptr_restrict', '0');
+  }
+}
+
 async function main() {
   ensureTools();
+  if (opt.perf) preparePerf();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotslash-sweep-'));
   try {
     const up = await startUpstream();
@@ -187,7 +260,8 @@ async function main() {
     for (const rate of rates) {
       for (let r = 0; r < Number(opt.repeat); r++) {
         for (const name of names) {
-          const x = await fixed(`${urls[name]}/${opt.size}`, rate, pids[name]);
+          const perfFile = opt.perf ? path.join(dir, `perf-${name}.data`) : null;
+          const x = await fixed(`${urls[name]}/${opt.size}`, rate, pids[name], perfFile);
           say(`${name} @ ${rate} req/s: p50 ${x.p50} p99 ${x.p99} p99.9 ${x.p999} ms`);
           rows.push({ rate, name, ...x });
         }
@@ -198,14 +272,31 @@ async function main() {
       `Fixed-rate sweep, ${opt.size}, ${opt.warmup} s + ${opt.duration} s per run, ${new Date().toISOString()}, ` +
         `${os.cpus().length} CPUs, Node ${process.version}`,
       '',
-      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | proxy busy (one core) | main thread run-queue wait | machine busy | errors |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | proxy busy (one core) | main thread run-queue wait | main thread wake-ups/req | machine busy | errors |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (x) =>
           `| ${x.rate} | ${x.name} | ${x.p50} | ${x.p99} | ${x.p999} | ${x.max} | ` +
-          `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ${pct(x.busy)} | ${pct(x.runqWait)} | ${pct(x.machine)} | ${x.errors} |`,
+          `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ${pct(x.busy)} | ${pct(x.runqWait)} | ` +
+          `${x.wakeups === null ? '-' : x.wakeups.toFixed(2)} | ${pct(x.machine)} | ${x.errors} |`,
       ),
     ];
+    const perfRows = rows.filter((x) => x.perf);
+    if (perfRows.length) {
+      const f = (v) => `${v.toFixed(1)}%`;
+      lines.push(
+        '',
+        `Where each proxy's CPU went (perf record -F 1999, ${Math.max(1, Number(opt.duration) - 2)} s from 1 s after the warm-up; shares of its samples):`,
+        '',
+        '| rate req/s | target | kernel | hottest kernel symbol | proxy binary (node / nginx) | JIT code | libc |',
+        '| ---: | --- | ---: | --- | ---: | ---: | ---: |',
+        ...perfRows.map(
+          (x) =>
+            `| ${x.rate} | ${x.name} | ${f(x.perf.kernel)} | ${x.perf.topKernel} | ${f(x.perf.binary)} | ` +
+            `${f(x.perf.jit)} | ${f(x.perf.libc)} |`,
+        ),
+      );
+    }
     console.log(lines.join('\n'));
   } finally {
     await killAll();
