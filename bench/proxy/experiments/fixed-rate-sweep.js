@@ -13,7 +13,8 @@
 // pvm_irq_enable: the hypervisor's price of socket wake-ups on loopback) and user space's.
 // "ours" is `bin/dotslash.js proxy` (needs `npm run build`). Targets to add: "ours-front" is
 // bench/proxy/ours.js (FrontProxy alone), "raw-splice" experiments/raw-splice.js (the leanest
-// Node proxy). Prints one table; records nothing.
+// Node proxy), "ours-cluster" experiments/cluster-front.js (FrontProxy in WORKERS processes).
+// Prints one table; records nothing.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,7 +49,7 @@ const { values: opt } = parseArgs({
 });
 const rates = opt.rates.split(',').map(Number);
 const names = opt.targets.split(',');
-const TARGETS = ['direct', 'nginx', 'ours', 'ours-front', 'raw-splice'];
+const TARGETS = ['direct', 'nginx', 'ours', 'ours-front', 'ours-cluster', 'raw-splice'];
 for (const n of names) {
   if (!TARGETS.includes(n)) {
     console.error(`--targets: unknown target "${n}" (known: ${TARGETS.join(', ')})`);
@@ -244,6 +245,21 @@ async function main() {
       urls['ours-front'] = `http://127.0.0.1:${port}`;
       await waitReady('ours-front', `${urls['ours-front']}/${opt.size}`, BYTES[opt.size], front);
       pids['ours-front'] = [front.pid];
+    }
+    if (names.includes('ours-cluster')) {
+      // FrontProxy in WORKERS processes (experiments/cluster-front.js, default 2).
+      const port = await freePort();
+      const log = fs.openSync(path.join(dir, 'ours-cluster.log'), 'w');
+      const primary = start(
+        'ours-cluster',
+        process.execPath,
+        [path.join(here, 'cluster-front.js'), '--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
+        { stdout: log, cwd: root },
+      );
+      fs.closeSync(log);
+      urls['ours-cluster'] = `http://127.0.0.1:${port}`;
+      await waitReady('ours-cluster', `${urls['ours-cluster']}/${opt.size}`, BYTES[opt.size], primary);
+      pids['ours-cluster'] = [primary.pid, ...childPids(primary.pid)];
     }
     if (names.includes('raw-splice')) {
       // The leanest Node proxy we know (no node:http, no access log): the floor for Node here.
