@@ -4,7 +4,8 @@
 # bench/proxy/upstream.js, first under wrk -c50 (3 s warm-up, 8 s measured), then at RATE req/s
 # (bench/proxy/loadgen.js, 10 s). For each: CPU per request (utime+stime from /proc) and, from
 # `perf record` of 4 s in the middle, the shares by binary and the hottest symbols.
-# Env: RATE (default 8443, half our 4 KiB max on the 2026-11-23 AMD host), SIZE (4k|100k).
+# Env: RATE (default 8443, half our 4 KiB max on the 2026-11-23 AMD host), SIZE (4k|100k),
+# CALLERS=1 (record call graphs too and print what calls the hottest kernel symbol).
 # Needs wrk, perf and `npm run build`; run as root (it sets kptr_restrict 0 for kernel symbols).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -26,6 +27,12 @@ report() { # $1 label, $2 requests, $3 cpu ticks, $4 perf file
   echo "== $1: $2 requests, $(( $3 * 1000000 / ticks / $2 )) µs of CPU per request"
   perf report -i "$4" --stdio -q --no-children --sort dso -g none 2>/dev/null | head -4 || true
   perf report -i "$4" --stdio -q --no-children --sort sym -g none 2>/dev/null | head -5 || true
+  if [ -n "${CALLERS:-}" ]; then
+    top=$(perf report -i "$4" --stdio -q --no-children --sort sym -g none 2>/dev/null | awk '$2 == "[k]" {print $3; exit}' || true)
+    echo "-- what calls $top (shares of all samples; paths above 2%):"
+    perf report -i "$4" --stdio -q --no-children --sort sym --symbol-filter="$top" -g graph,2,callee 2>/dev/null |
+      grep -E -- '--[0-9.]+%--' | head -12 || true
+  fi
 }
 url="http://127.0.0.1:18620/$size"
 wrk -t1 -c50 -d3s "$url" > /dev/null
@@ -33,7 +40,7 @@ c0=$(cpu)
 wrk -t1 -c50 -d8s "$url" > "$dir/wrk.txt" &
 w=$!
 sleep 2
-perf record -q -F 1999 -p "$pid" -o "$dir/wrk.data" -- sleep 4 > /dev/null 2>&1
+perf record -q -F 1999 ${CALLERS:+-g} -p "$pid" -o "$dir/wrk.data" -- sleep 4 > /dev/null 2>&1
 wait "$w"
 c1=$(cpu)
 report "wrk -c50" "$(awk '/requests in/ {print $1}' "$dir/wrk.txt")" $(( c1 - c0 )) "$dir/wrk.data"
@@ -41,7 +48,7 @@ c0=$(cpu)
 node "$root/bench/proxy/loadgen.js" --url "$url" --rate "$rate" --duration 10 --warmup 0 > "$dir/lg.json" &
 lg=$!
 sleep 3
-perf record -q -F 1999 -p "$pid" -o "$dir/fixed.data" -- sleep 4 > /dev/null 2>&1
+perf record -q -F 1999 ${CALLERS:+-g} -p "$pid" -o "$dir/fixed.data" -- sleep 4 > /dev/null 2>&1
 wait "$lg"
 c1=$(cpu)
 report "fixed $rate req/s" $(( rate * 10 )) $(( c1 - c0 )) "$dir/fixed.data"
