@@ -126,6 +126,9 @@ export function anchorTable(result) {
 }
 
 /** The targets, each PASS or MISS with the measured value. */
+/** How far below direct our p99 may come out before the direct run is taken as disturbed. */
+const ANCHOR_SLACK_MS = 5;
+
 export function targets(result) {
   const t = [];
   const r4 = result.throughput['4k'];
@@ -174,9 +177,6 @@ export function targets(result) {
   }
   return t;
 }
-
-/** How far below direct our p99 may come out before the direct run is taken as disturbed. */
-const ANCHOR_SLACK_MS = 5;
 
 const verdict = (pass) => (pass === null ? 'NO VERDICT' : pass ? 'PASS' : 'MISS');
 

@@ -12,7 +12,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const workers = Number(process.env.WORKERS ?? 2);
-if (!(workers >= 1)) throw new Error(`WORKERS: want a positive number, got "${process.env.WORKERS}"`);
+if (!Number.isInteger(workers) || workers < 1) {
+  console.error(`WORKERS: want a positive whole number, got "${process.env.WORKERS}"`);
+  process.exit(2);
+}
+let stopping = false;
 // Round robin by the primary (Linux default) spreads connections evenly; the kernel's choice
 // (SCHED_NONE) favours whichever worker happens to be awake.
 cluster.schedulingPolicy = cluster.SCHED_RR;
@@ -24,7 +28,6 @@ cluster.on('exit', (w, code, signal) => {
     process.exit(1);
   }
 });
-let stopping = false;
 const stop = () => {
   stopping = true;
   for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');

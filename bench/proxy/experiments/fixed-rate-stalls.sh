@@ -21,9 +21,8 @@ case "$access" in
 esac
 ours_cpu=(); load_cpu=()
 if [ "${PIN:-}" = split ]; then ours_cpu=(taskset -c 1); load_cpu=(taskset -c 0); fi
-"${load_cpu[@]}" node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
-for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
-up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
+source "$root/bench/proxy/experiments/upstream.sh"
+start_upstream "$dir" "${load_cpu[@]}"
 cat > "$dir/c.yaml" <<YAML
 proxy:
   listen: 127.0.0.1:18400

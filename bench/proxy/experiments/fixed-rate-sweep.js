@@ -230,48 +230,30 @@ async function main() {
       await waitReady('ours', `${urls.ours}/${opt.size}`, BYTES[opt.size], ours);
       pids.ours = [ours.pid];
     }
-    if (names.includes('ours-front')) {
-      // FrontProxy alone (bench/proxy/ours.js: default config and access log, no admin listener,
-      // monitor or metrics): what the daemon around it costs at a fixed rate.
+    /** Start `node SCRIPT --listen ... --upstream ...` (stdout to a log file) as target `name`. */
+    const startScript = async (name, script) => {
       const port = await freePort();
-      const log = fs.openSync(path.join(dir, 'ours-front.log'), 'w');
-      const front = start(
-        'ours-front',
+      const log = fs.openSync(path.join(dir, `${name}.log`), 'w');
+      const child = start(
+        name,
         process.execPath,
-        ['bench/proxy/ours.js', '--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
+        [script, '--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
         { stdout: log, cwd: root },
       );
       fs.closeSync(log);
-      urls['ours-front'] = `http://127.0.0.1:${port}`;
-      await waitReady('ours-front', `${urls['ours-front']}/${opt.size}`, BYTES[opt.size], front);
-      pids['ours-front'] = [front.pid];
-    }
-    if (names.includes('ours-cluster')) {
-      // FrontProxy in WORKERS processes (experiments/cluster-front.js, default 2).
-      const port = await freePort();
-      const log = fs.openSync(path.join(dir, 'ours-cluster.log'), 'w');
-      const primary = start(
-        'ours-cluster',
-        process.execPath,
-        [path.join(here, 'cluster-front.js'), '--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
-        { stdout: log, cwd: root },
-      );
-      fs.closeSync(log);
-      urls['ours-cluster'] = `http://127.0.0.1:${port}`;
-      await waitReady('ours-cluster', `${urls['ours-cluster']}/${opt.size}`, BYTES[opt.size], primary);
-      pids['ours-cluster'] = [primary.pid, ...childPids(primary.pid)];
-    }
-    if (names.includes('raw-splice')) {
-      // The leanest Node proxy we know (no node:http, no access log): the floor for Node here.
-      const port = await freePort();
-      const raw = start('raw-splice', process.execPath, [
-        path.join(here, 'raw-splice.js'),
-        ...['--listen', `127.0.0.1:${port}`, '--upstream', upUrl],
-      ]);
-      urls['raw-splice'] = `http://127.0.0.1:${port}`;
-      await waitReady('raw-splice', `${urls['raw-splice']}/${opt.size}`, BYTES[opt.size], raw);
-      pids['raw-splice'] = [raw.pid];
-    }
+      urls[name] = `http://127.0.0.1:${port}`;
+      await waitReady(name, `${urls[name]}/${opt.size}`, BYTES[opt.size], child);
+      // With its children: cluster-front.js's workers.
+      pids[name] = [child.pid, ...childPids(child.pid)];
+    };
+    // FrontProxy alone (bench/proxy/ours.js: default config and access log, no admin listener,
+    // monitor or metrics): what the daemon around it costs at a fixed rate.
+    if (names.includes('ours-front')) await startScript('ours-front', path.join(root, 'bench/proxy/ours.js'));
+    // FrontProxy in WORKERS processes (default 2).
+    if (names.includes('ours-cluster'))
+      await startScript('ours-cluster', path.join(here, 'cluster-front.js'));
+    // The leanest Node proxy we know (no node:http, no access log): the floor for Node here.
+    if (names.includes('raw-splice')) await startScript('raw-splice', path.join(here, 'raw-splice.js'));
     const rows = [];
     for (const rate of rates) {
       for (let r = 0; r < Number(opt.repeat); r++) {

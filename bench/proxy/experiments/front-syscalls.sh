@@ -8,9 +8,8 @@ root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 front="${FRONT:-fast}"; size="${SIZE:-4k}"
-node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
-for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
-up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
+source "$root/bench/proxy/experiments/upstream.sh"
+start_upstream "$dir"
 node "$root/bench/proxy/ours.js" --listen 127.0.0.1:18510 --upstream "http://127.0.0.1:$up" \
   --front-parser "$front" > "$dir/access.log" &
 ours=$!

@@ -12,9 +12,8 @@ root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 ka="${KA:-5000}"; rate="${RATE:-4700}"; runs="${RUNS:-3}"
-node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
-for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
-up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
+source "$root/bench/proxy/experiments/upstream.sh"
+start_upstream "$dir"
 cat > "$dir/c.yaml" <<YAML
 proxy:
   listen: 127.0.0.1:18400

@@ -12,11 +12,12 @@ root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 rate="${RATE:-8443}"; size="${SIZE:-4k}"
+[[ "$rate" =~ ^[1-9][0-9]*$ ]] || { echo "RATE: want a positive whole number of req/s, got \"$rate\"" >&2; exit 2; }
+[[ "$size" == 4k || "$size" == 100k ]] || { echo "SIZE: want 4k or 100k, got \"$size\"" >&2; exit 2; }
 echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null || true
 echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null || true
-node "$root/bench/proxy/upstream.js" 127.0.0.1 > "$dir/up.json" &
-for _ in $(seq 50); do [ -s "$dir/up.json" ] && break; sleep 0.1; done
-up=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$dir/up.json','utf8')).port)")
+source "$root/bench/proxy/experiments/upstream.sh"
+start_upstream "$dir"
 DOTSLASH_ADMIN_TOKEN=bench node "$root/bin/dotslash.js" proxy --listen 127.0.0.1:18620 \
   --upstream "http://127.0.0.1:$up" --admin 127.0.0.1:18621 > "$dir/access.log" 2> "$dir/err.log" &
 pid=$!
@@ -26,9 +27,12 @@ cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 report() { # $1 label, $2 requests, $3 cpu ticks, $4 perf file
   echo "== $1: $2 requests, $(( $3 * 1000000 / ticks / $2 )) µs of CPU per request"
   perf report -i "$4" --stdio -q --no-children --sort dso -g none 2>/dev/null | head -4 || true
-  perf report -i "$4" --stdio -q --no-children --sort sym -g none 2>/dev/null | head -5 || true
+  local syms
+  syms=$(perf report -i "$4" --stdio -q --no-children --sort sym -g none 2>/dev/null || true)
+  head -5 <<< "$syms"
   if [ -n "${CALLERS:-}" ]; then
-    top=$(perf report -i "$4" --stdio -q --no-children --sort sym -g none 2>/dev/null | awk '$2 == "[k]" {print $3; exit}' || true)
+    local top
+    top=$(awk '$2 == "[k]" {print $3; exit}' <<< "$syms")
     echo "-- what calls $top (shares of all samples; paths above 2%):"
     perf report -i "$4" --stdio -q --no-children --sort sym --symbol-filter="$top" -g graph,2,callee 2>/dev/null |
       grep -E -- '--[0-9.]+%--' | head -12 || true
