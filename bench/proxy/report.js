@@ -207,7 +207,7 @@ function methodLines(result) {
         : ''),
     `- Throughput: wrk -t${m.threads} -c${m.connections}, ${m.warmupS} s warm-up then ${m.durationS} s measured, ` +
       `no pipelining; ${m.rounds} round(s), target order rotated each round; shown: ${pickText(m.pick)}.`,
-    `- Latency: open-loop fixed-rate load (bench/proxy/loadgen.js, latency from each request's scheduled ` +
+    `- Latency: open-loop fixed-rate load (${m.loadgen ?? 'bench/proxy/loadgen.js'}, latency from each request's scheduled ` +
       `send time, exact percentiles) at half our measured max req/s, ${m.connections} connections, ` +
       `${m.warmupS} s warm-up + ${m.durationS} s, against direct, nginx (reference) and ours; ${m.rounds} round(s); shown: ${pickText(m.pick)}. ` +
       'added p99 = p99(proxy) - p99(direct). At each fixed rate, the CPU per request and the share of one core ' +

@@ -31,6 +31,7 @@ import {
   waitReady,
 } from './procs.js';
 import { appendResults, consoleReport, targets } from './report.js';
+import { loadgenCommand } from './loadgens.js';
 import { wrk } from './wrk.js';
 import { summarise, summaryMarkdown } from './profile-summary.js';
 
@@ -59,6 +60,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'no-anchor-half': { type: 'boolean', default: false },
+    loadgen: { type: 'string', default: 'c' },
   },
 });
 if (opt.quick) Object.assign(opt, { duration: '4', warmup: '2', rounds: '1' });
@@ -361,12 +363,23 @@ async function throughput(targets, noise, pids) {
   return out;
 }
 
+// Built (loadgen.c) or found before anything starts, so a missing compiler fails at once.
+let generator = null;
+if (!opt.profile) {
+  try {
+    generator = loadgenCommand(opt.loadgen);
+  } catch (err) {
+    console.error(err.message);
+    process.exit(2);
+  }
+}
+
 async function fixedRate(url, rate) {
   const child = start(
     'loadgen',
-    process.execPath,
+    generator.file,
     [
-      path.join(here, 'loadgen.js'),
+      ...generator.args,
       '--url',
       url,
       '--rate',
@@ -640,6 +653,7 @@ async function main() {
         durationS,
         rounds,
         pick: opt.pick,
+        loadgen: generator.text,
         pinning: layout.text,
         nice:
           niceness === 0

@@ -2,7 +2,7 @@
 # Reproduces the open question about proxy.upstream_client: fast (issue 2): under fixed-rate
 # load a few client connections are closed with a request in flight and no access-log line.
 # Runs bench/proxy/upstream.js, then `dotslash start` with each client in turn, 3,600 req/s of
-# 4 KiB for 10 s (bench/proxy/loadgen.js, 50 connections), and prints the loadgen summary and
+# 4 KiB for 10 s (bench/proxy/loadgen.c (LOADGEN=node: loadgen.js), 50 connections), and prints the loadgen summary and
 # the access-log line count (every answered request logs one). Needs `npm run build`.
 # SATURATE=S first loads each proxy with wrk (50 connections, S seconds at 4 KiB, then at 100 KiB)
 # as bench/proxy/run.js does before its fixed-rate runs.
@@ -18,6 +18,7 @@ root="$(cd "$(dirname "$0")/../../.." && pwd)"
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 source "$root/bench/proxy/experiments/upstream.sh"
+load_generator
 start_upstream "$dir"
 for client in fast undici; do
   cat > "$dir/$client.yaml" <<YAML
@@ -41,7 +42,7 @@ YAML
   if [ "$stall" != 0 ]; then
     (sleep 6; kill -STOP "$pid"; sleep "$(awk "BEGIN{print $stall/1000}")"; kill -CONT "$pid") &
   fi
-  node "$root/bench/proxy/loadgen.js" --url http://127.0.0.1:18200/4k --rate 3600 --duration 10 \
+  "${loadgen[@]}" --url http://127.0.0.1:18200/4k --rate 3600 --duration 10 \
     --warmup 2 --connections 50 2>&1 | tail -1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "access-log lines: $(wc -l < "$dir/access-$client.log") (the fixed-rate run sent 43200 incl. warm-up)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Are the tens-of-ms fixed-rate tails GC pauses? FrontProxy alone (bench/proxy/ours.js, default
-# config, access log to a file) under `node --trace-gc`, loaded by bench/proxy/loadgen.js at RATE
+# config, access log to a file) under `node --trace-gc`, loaded by bench/proxy/loadgen.c (LOADGEN=node: loadgen.js) at RATE
 # req/s (default 19800, about half our 4 KiB max on the 2026-11-23 Intel host) for 3 s + 10 s;
 # prints the load generator's result and the GC pauses by kind (count, longest, total).
 # Env: RATE, SIZE (4k|100k), FRONT (fast|node).
@@ -10,12 +10,13 @@ dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 rate="${RATE:-19800}"; size="${SIZE:-4k}"; front="${FRONT:-fast}"
 source "$root/bench/proxy/experiments/upstream.sh"
+load_generator
 start_upstream "$dir"
 node --trace-gc "$root/bench/proxy/ours.js" --listen 127.0.0.1:18520 --upstream "http://127.0.0.1:$up" \
   --front-parser "$front" > "$dir/out.log" 2>&1 &
 sleep 1
 echo "== front $front, $size at $rate req/s"
-node "$root/bench/proxy/loadgen.js" --url "http://127.0.0.1:18520/$size" --rate "$rate" --duration 10 \
+"${loadgen[@]}" --url "http://127.0.0.1:18520/$size" --rate "$rate" --duration 10 \
   --warmup 3 --connections 50 2>&1 | tail -1
 # --trace-gc lines: "... ms: Scavenge A (B) -> C (D) MB, PAUSE / X ms ..."
 awk '/: (Scavenge|Mark-Compact|Mark-sweep)/ {

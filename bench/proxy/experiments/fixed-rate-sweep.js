@@ -1,12 +1,13 @@
 // Experiment (issue 2's p99 target): tail latency against load, for direct, nginx and ours.
-// For each rate, each target gets an open-loop fixed-rate run (bench/proxy/loadgen.js) and we
+// For each rate, each target gets an open-loop fixed-rate run (bench/proxy/loadgen.c, or
+// loadgen.js with --loadgen node) and we
 // read, over the same run, the proxy's CPU per request, its busy share of one core, its time
 // runnable but not running (run-queue wait, /proc/PID/task/*/schedstat), and how busy the
 // whole machine was. It answers: is our p99 at half our max rate a property of our code, or of
 // any single-threaded proxy at that load on this machine (compare nginx at the rate where it is
 // as busy as ours)?
 //   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
-//        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3] [--perf]
+//        [--size 4k] [--repeat 2] [--duration 10] [--warmup 3] [--perf] [--loadgen c|node]
 // --perf (needs Linux perf; sets kernel.perf_event_paranoid -1 and kptr_restrict 0 when root):
 // also samples each proxy with `perf record` for the middle of its run and adds where its CPU
 // went: the kernel's share, the hottest kernel symbol's share (on a paravirtualised guest,
@@ -33,6 +34,7 @@ import {
   startUpstream,
   waitReady,
 } from '../procs.js';
+import { loadgenCommand } from '../loadgens.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -45,6 +47,7 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     perf: { type: 'boolean', default: false },
+    loadgen: { type: 'string', default: 'c' },
   },
 });
 const rates = opt.rates.split(',').map(Number);
@@ -61,6 +64,13 @@ if (rates.some((r) => !(r > 0))) {
   process.exit(2);
 }
 const BYTES = { '4k': 4096, '100k': 102_400 };
+let generator;
+try {
+  generator = loadgenCommand(opt.loadgen);
+} catch (err) {
+  console.error(err.message);
+  process.exit(2);
+}
 
 /**
  * Run time of all threads of `pids`, and run-queue wait of their main threads (the event
@@ -153,8 +163,8 @@ async function fixed(url, rate, pids, perfFile) {
   const s0 = sched(pids);
   const m0 = cpuSnapshot();
   const t0 = performance.now();
-  const child = start('loadgen', process.execPath, [
-    path.join(root, 'bench/proxy/loadgen.js'),
+  const child = start('loadgen', generator.file, [
+    ...generator.args,
     ...['--url', url, '--rate', String(rate), '--duration', opt.duration, '--warmup', opt.warmup],
   ]);
   const perf =

@@ -1,4 +1,4 @@
-# Sourced by the shell experiments here: start_upstream DIR [WRAPPER...] starts
+# Sourced by the shell experiments here. start_upstream DIR [WRAPPER...] starts
 # bench/proxy/upstream.js in the background (a job of the calling shell, so its EXIT trap's
 # `kill $(jobs -p)` stops it), prefixed by WRAPPER (e.g. taskset -c 0) if given, waits up to 5 s
 # for its `{"port":N}` line and sets `up` to that port.
@@ -12,4 +12,15 @@ start_upstream() {
     echo "bench/proxy/upstream.js did not report its port within 5 s" >&2
     exit 1
   fi
+}
+
+# load_generator: sets the array `loadgen` to the fixed-rate load generator's command, from
+# LOADGEN (c, the default: bench/proxy/loadgen.c, built on first use; node: loadgen.js).
+load_generator() {
+  local cmd
+  cmd=$(node -e "import('$root/bench/proxy/loadgens.js').then((m) => {
+    const c = m.loadgenCommand(process.argv[1]);
+    console.log([c.file, ...c.args].join('\n'));
+  }).catch((e) => { console.error(e.message); process.exit(2); })" "${LOADGEN:-c}") || exit 2
+  mapfile -t loadgen <<< "$cmd"
 }

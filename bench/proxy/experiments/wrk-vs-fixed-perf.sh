@@ -2,7 +2,7 @@
 # Why a fixed rate costs more CPU per request than wrk's saturating load (issue 2's p99 target):
 # the daemon (`dotslash proxy`, default config, access log to a file) behind
 # bench/proxy/upstream.js, first under wrk -c50 (3 s warm-up, 8 s measured), then at RATE req/s
-# (bench/proxy/loadgen.js, 10 s). For each: CPU per request (utime+stime from /proc) and, from
+# (bench/proxy/loadgen.c (LOADGEN=node: loadgen.js), 10 s). For each: CPU per request (utime+stime from /proc) and, from
 # `perf record` of 4 s in the middle, the shares by binary and the hottest symbols.
 # Env: RATE (default 8443, half our 4 KiB max on the 2026-11-23 AMD host), SIZE (4k|100k),
 # CALLERS=1 (record call graphs too and print what calls the hottest kernel symbol).
@@ -17,6 +17,7 @@ rate="${RATE:-8443}"; size="${SIZE:-4k}"
 echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null || true
 echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null || true
 source "$root/bench/proxy/experiments/upstream.sh"
+load_generator
 start_upstream "$dir"
 DOTSLASH_ADMIN_TOKEN=bench node "$root/bin/dotslash.js" proxy --listen 127.0.0.1:18620 \
   --upstream "http://127.0.0.1:$up" --admin 127.0.0.1:18621 > "$dir/access.log" 2> "$dir/err.log" &
@@ -49,7 +50,7 @@ wait "$w"
 c1=$(cpu)
 report "wrk -c50" "$(awk '/requests in/ {print $1}' "$dir/wrk.txt")" $(( c1 - c0 )) "$dir/wrk.data"
 c0=$(cpu)
-node "$root/bench/proxy/loadgen.js" --url "$url" --rate "$rate" --duration 10 --warmup 0 > "$dir/lg.json" &
+"${loadgen[@]}" --url "$url" --rate "$rate" --duration 10 --warmup 0 > "$dir/lg.json" &
 lg=$!
 sleep 3
 perf record -q -F 1999 ${CALLERS:+-g} -p "$pid" -o "$dir/fixed.data" -- sleep 4 > /dev/null 2>&1

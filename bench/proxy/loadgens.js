@@ -1,0 +1,52 @@
+// Which fixed-rate load generator a bench runs: loadgen.c (built here with the C compiler on
+// first use) or loadgen.js. Both take the same arguments and print the same JSON line.
+//
+// loadgen.c is the default: it spends a few microseconds of CPU per request where loadgen.js
+// spends tens, on a machine whose two CPUs it shares with the upstream and the proxy under
+// test, and it sends each request at its own scheduled time instead of in 1 ms bursts
+// (bench/proxy/README.md, "The load generator"). loadgen.js stays for machines without a C
+// compiler and to compare the two.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const LOADGEN_KINDS = ['c', 'node'];
+
+/** Compiles loadgen.c into bench/proxy/tmp/ unless the binary there is newer than the source. */
+function buildC() {
+  const source = path.join(here, 'loadgen.c');
+  const binary = path.join(here, 'tmp', 'loadgen');
+  let fresh = false;
+  try {
+    fresh = fs.statSync(binary).mtimeMs >= fs.statSync(source).mtimeMs;
+  } catch {
+    // Not built yet.
+  }
+  if (!fresh) {
+    fs.mkdirSync(path.dirname(binary), { recursive: true });
+    const cc = process.env.CC || 'cc';
+    try {
+      execFileSync(cc, ['-O2', '-Wall', '-o', binary, source, '-lm'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      const why = err.stderr?.toString().trim() || err.message;
+      throw new Error(
+        `could not build bench/proxy/loadgen.c with ${cc} (${why}); install a C compiler ` +
+          '(apt-get install -y gcc) or pass --loadgen node',
+      );
+    }
+  }
+  return binary;
+}
+
+/**
+ * The command for `kind` ('c' or 'node'): `{ file, args, text }`, where the generator's own
+ * arguments go after `args`, and `text` names it in reports.
+ */
+export function loadgenCommand(kind) {
+  if (kind === 'c') return { file: buildC(), args: [], text: 'bench/proxy/loadgen.c' };
+  if (kind === 'node')
+    return { file: process.execPath, args: [path.join(here, 'loadgen.js')], text: 'bench/proxy/loadgen.js' };
+  throw new Error(`--loadgen must be one of ${LOADGEN_KINDS.join(', ')}, got "${kind}"`);
+}
