@@ -2,7 +2,7 @@
 # Reproduces the open question about proxy.upstream_client: fast (issue 2): under fixed-rate
 # load a few client connections are closed with a request in flight and no access-log line.
 # Runs bench/proxy/upstream.js, then `dotslash start` with each client in turn, 3,600 req/s of
-# 4 KiB for 10 s (bench/proxy/loadgen.c (LOADGEN=node: loadgen.js), 50 connections), and prints the loadgen summary and
+# 4 KiB for 10 s (bench/proxy/loadgen.c, or loadgen.js with LOADGEN=node; 50 connections), and prints the loadgen summary and
 # the access-log line count (every answered request logs one). Needs `npm run build`.
 # SATURATE=S first loads each proxy with wrk (50 connections, S seconds at 4 KiB, then at 100 KiB)
 # as bench/proxy/run.js does before its fixed-rate runs.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Are the tens-of-ms fixed-rate tails GC pauses? FrontProxy alone (bench/proxy/ours.js, default
-# config, access log to a file) under `node --trace-gc`, loaded by bench/proxy/loadgen.c (LOADGEN=node: loadgen.js) at RATE
+# config, access log to a file) under `node --trace-gc`, loaded by bench/proxy/loadgen.c (loadgen.js with LOADGEN=node) at RATE
 # req/s (default 19800, about half our 4 KiB max on the 2026-11-23 Intel host) for 3 s + 10 s;
 # prints the load generator's result and the GC pauses by kind (count, longest, total).
 # Env: RATE, SIZE (4k|100k), FRONT (fast|node).

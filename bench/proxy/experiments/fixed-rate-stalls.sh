@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where a fixed-rate run's p99 comes from (issue 2): `dotslash start` (default config, access log
 # to a file) behind bench/proxy/upstream.js, loaded at RATE req/s (default 4100, about half our
-# max at 4 KiB) for 10 s by bench/proxy/loadgen.c (LOADGEN=node: loadgen.js); then the daemon's own /metrics: event-loop
+# max at 4 KiB) for 10 s by bench/proxy/loadgen.c (loadgen.js with LOADGEN=node); then the daemon's own /metrics: event-loop
 # delay (prom-client's monitorEventLoopDelay) and GC pauses by kind, over the whole run.
 # Env: RATE, SIZE (4k|100k), CLIENT (fast|undici), NODE_ARGS (e.g. --max-semi-space-size=64),
 # RESCUE (rescue.mode: on|observe|off; unset = the default), PIN=split (the daemon on CPU 1,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does the load generator's rare "connection closed with a request in flight" come from our client
 # keep-alive expiry? `dotslash start` (access log to a file) behind bench/proxy/upstream.js, with
-# proxy.timeouts.client_keepalive_ms = KA (default 5000), loaded by bench/proxy/loadgen.c (LOADGEN=node: loadgen.js) at RATE
+# proxy.timeouts.client_keepalive_ms = KA (default 5000), loaded by bench/proxy/loadgen.c (loadgen.js with LOADGEN=node) at RATE
 # req/s (default 4700) for RUNS runs of 3 s + 10 s. loadgen.js reuses idle connections last-in
 # first-out, so at a moderate rate most of its 50 connections idle past a short keep-alive and
 # the daemon closes them; a request sent on one as it closes is lost (the HTTP/1.1 keep-alive race,

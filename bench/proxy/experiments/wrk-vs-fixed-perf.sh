@@ -2,7 +2,7 @@
 # Why a fixed rate costs more CPU per request than wrk's saturating load (issue 2's p99 target):
 # the daemon (`dotslash proxy`, default config, access log to a file) behind
 # bench/proxy/upstream.js, first under wrk -c50 (3 s warm-up, 8 s measured), then at RATE req/s
-# (bench/proxy/loadgen.c (LOADGEN=node: loadgen.js), 10 s). For each: CPU per request (utime+stime from /proc) and, from
+# (bench/proxy/loadgen.c, or loadgen.js with LOADGEN=node; 10 s). For each: CPU per request (utime+stime from /proc) and, from
 # `perf record` of 4 s in the middle, the shares by binary and the hottest symbols.
 # Env: RATE (default 8443, half our 4 KiB max on the 2026-11-23 AMD host), SIZE (4k|100k),
 # CALLERS=1 (record call graphs too and print what calls the hottest kernel symbol).
