@@ -27,11 +27,29 @@ if (!values.url || !values.rate) {
   console.error('usage: loadgen.js --url URL --rate R [--duration S] [--warmup S] [--connections N]');
   process.exit(2);
 }
-const url = new URL(values.url);
-const rate = Number(values.rate);
-const durationMs = Number(values.duration) * 1000;
-const warmupMs = Number(values.warmup) * 1000;
-const connections = Number(values.connections);
+/** A numeric option, or exit 2 with a message naming it (as loadgen.c does). */
+function numberOption(name, min) {
+  const v = Number(values[name]);
+  if (values[name].trim() === '' || !Number.isFinite(v) || v < min) {
+    console.error(`loadgen: --${name} must be a number >= ${min}, got "${values[name]}"`);
+    process.exit(2);
+  }
+  return v;
+}
+let url;
+try {
+  url = new URL(values.url);
+} catch {
+  url = null;
+}
+if (url === null || url.protocol !== 'http:') {
+  console.error('loadgen: --url must start with http://');
+  process.exit(2);
+}
+const rate = numberOption('rate', 0.001);
+const durationMs = numberOption('duration', 0.001) * 1000;
+const warmupMs = numberOption('warmup', 0) * 1000;
+const connections = Math.floor(numberOption('connections', 1));
 const intervalMs = 1000 / rate;
 const REQUEST = Buffer.from(
   `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: dotslash-bench\r\n\r\n`,

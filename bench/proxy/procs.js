@@ -69,11 +69,22 @@ export async function killAll(graceMs = 3_000) {
 
 /** Synchronous last-resort cleanup for process 'exit' (no awaiting possible there). */
 export function killAllSync() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  // Whole trees: an nginx master killed alone leaves its worker running, orphaned.
+  const roots = [];
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) roots.push(c.pid);
   for (const file of pidFiles) {
     try {
       const pid = Number(fs.readFileSync(file, 'utf8').trim());
-      if (pid > 0) process.kill(pid, 'SIGKILL');
+      if (pid > 0) roots.push(pid);
+    } catch {
+      // Already gone.
+    }
+  }
+  const pids = new Set();
+  for (const root of roots) for (const pid of treePids(root)) pids.add(pid);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
     } catch {
       // Already gone.
     }
@@ -179,9 +190,14 @@ export function treeCpuMs(root) {
 
 /** The same, split into user and system (kernel) ms. */
 export function treeCpuSplitMs(root) {
+  return cpuSplitMs(treePids(root));
+}
+
+/** User and system (kernel) ms used so far by each of `pids` (all threads, not children). */
+export function cpuSplitMs(pids) {
   let user = 0;
   let sys = 0;
-  for (const pid of treePids(root)) {
+  for (const pid of pids) {
     try {
       const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');

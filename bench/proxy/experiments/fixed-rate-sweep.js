@@ -1,9 +1,8 @@
 // Experiment (issue 2's p99 target): tail latency against load, for direct, nginx and ours.
 // For each rate, each target gets an open-loop fixed-rate run (bench/proxy/loadgen.c, or
-// loadgen.js with --loadgen node) and we
-// read, over the same run, the proxy's CPU per request, its busy share of one core, its time
-// runnable but not running (run-queue wait, /proc/PID/task/*/schedstat), and how busy the
-// whole machine was. It answers: is our p99 at half our max rate a property of our code, or of
+// loadgen.js with --loadgen node) and we read, over the same run, the proxy's CPU per request
+// (and its user/kernel split), its busy share of one core, its time runnable but not running
+// (run-queue wait, /proc/PID/task/*/schedstat), and how busy the whole machine was. It answers: is our p99 at half our max rate a property of our code, or of
 // any single-threaded proxy at that load on this machine (compare nginx at the rate where it is
 // as busy as ours)?
 //   node bench/proxy/experiments/fixed-rate-sweep.js [--rates 2500,5000,8000] [--targets direct,nginx,ours]
@@ -25,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { ensureTools, startNginx } from '../nginx.js';
 import {
   cpuSnapshot,
+  cpuSplitMs,
   freePort,
   killAll,
   killAllSync,
@@ -161,6 +161,7 @@ function childPids(pid) {
 
 async function fixed(url, rate, pids, perfFile) {
   const s0 = sched(pids);
+  const k0 = cpuSplitMs(pids); // each pid with its threads, as sched() counts them
   const m0 = cpuSnapshot();
   const t0 = performance.now();
   const child = start('loadgen', generator.file, [
@@ -175,6 +176,7 @@ async function fixed(url, rate, pids, perfFile) {
   const perfed = perf ? await perf : null;
   const wall = performance.now() - t0;
   const s1 = sched(pids);
+  const k1 = cpuSplitMs(pids);
   const m1 = cpuSnapshot();
   const l = JSON.parse(out.trim().split('\n').pop());
   const sent = rate * (Number(opt.duration) + Number(opt.warmup));
@@ -182,6 +184,8 @@ async function fixed(url, rate, pids, perfFile) {
     ...l.latencyMs,
     errors: l.errors + l.non2xx,
     cpuUs: pids.length ? ((s1.run - s0.run) * 1000) / sent : null,
+    userUs: pids.length ? ((k1.user - k0.user) * 1000) / sent : null,
+    kernelUs: pids.length ? ((k1.sys - k0.sys) * 1000) / sent : null,
     busy: pids.length ? (s1.run - s0.run) / wall : null,
     runqWait: pids.length ? (s1.wait - s0.wait) / wall : null,
     // Times the main thread was put on a CPU (schedstat's third field): its wake-ups.
@@ -280,12 +284,13 @@ async function main() {
       `Fixed-rate sweep, ${opt.size}, ${opt.warmup} s + ${opt.duration} s per run, ${new Date().toISOString()}, ` +
         `${os.cpus().length} CPUs, Node ${process.version}`,
       '',
-      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | proxy busy (one core) | main thread run-queue wait | main thread wake-ups/req | machine busy | errors |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | user / kernel µs/req | proxy busy (one core) | main thread run-queue wait | main thread wake-ups/req | machine busy | errors |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (x) =>
           `| ${x.rate} | ${x.name} | ${x.p50} | ${x.p99} | ${x.p999} | ${x.max} | ` +
-          `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ${pct(x.busy)} | ${pct(x.runqWait)} | ` +
+          `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ` +
+          `${x.userUs === null ? '-' : `${Math.round(x.userUs)} / ${Math.round(x.kernelUs)}`} | ${pct(x.busy)} | ${pct(x.runqWait)} | ` +
           `${x.wakeups === null ? '-' : x.wakeups.toFixed(2)} | ${pct(x.machine)} | ${x.errors} |`,
       ),
     ];
@@ -313,6 +318,8 @@ async function main() {
 }
 
 process.on('exit', killAllSync);
+// Stopped by a signal: 'exit' does not run by itself, so nginx and the proxies would be left.
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 main().then(
   () => process.exit(0),
   (err) => {

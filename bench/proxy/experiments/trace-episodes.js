@@ -26,7 +26,8 @@ const rows = fs
   .split('\n')
   .map((line, i) => {
     const [at, ms] = line.split(' ').map(Number);
-    if (!Number.isFinite(at) || !Number.isFinite(ms)) throw new Error(`${positionals[0]}:${i + 1}: not "at latency"`);
+    if (!Number.isFinite(at) || !Number.isFinite(ms))
+      throw new Error(`${positionals[0]}:${i + 1}: not "at latency"`);
     return { at, ms };
   })
   .sort((a, b) => a.at - b.at);
@@ -50,4 +51,6 @@ console.log(
 const bySize = [...episodes].sort((a, b) => b.count - a.count).slice(0, Number(opt.top));
 console.log('largest episodes: start s | length ms | slow requests | worst ms');
 for (const e of bySize)
-  console.log(`${(e.start / 1000).toFixed(3)} | ${(e.end - e.start).toFixed(1)} | ${e.count} | ${e.max.toFixed(1)}`);
+  console.log(
+    `${(e.start / 1000).toFixed(3)} | ${(e.end - e.start).toFixed(1)} | ${e.count} | ${e.max.toFixed(1)}`,
+  );
