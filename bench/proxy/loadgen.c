@@ -377,7 +377,11 @@ int main(int argc, char **argv) {
     else if (strcmp(k, "--rate") == 0) rate_text = v;
     else if (strcmp(k, "--duration") == 0) duration_s = number_arg("--duration", v, 0.001);
     else if (strcmp(k, "--warmup") == 0) warmup_s = number_arg("--warmup", v, 0);
-    else if (strcmp(k, "--connections") == 0) connections = (int)number_arg("--connections", v, 1);
+    else if (strcmp(k, "--connections") == 0) {
+      double n = number_arg("--connections", v, 1);
+      if (n > 65535) usage("--connections must be at most 65535");
+      connections = (int)n;
+    }
     else if (strcmp(k, "--trace") == 0) trace_path = v;
     else {
       char msg[300];
@@ -391,6 +395,8 @@ int main(int argc, char **argv) {
   // Wake-ups land within 1 us of the asked time instead of the default 50 us slack.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 
+  // Every measured latency is kept: bound the schedule so the arrays fit in memory.
+  if ((warmup_s + duration_s) * rate > 1e9) usage("--rate x (--warmup + --duration) must be at most 1e9 requests");
   interval_ns = 1e9 / rate;
   warmup_count = (long)floor(warmup_s * rate);
   measured_count = (long)ceil(duration_s * rate);

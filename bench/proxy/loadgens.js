@@ -50,3 +50,20 @@ export function loadgenCommand(kind) {
     return { file: process.execPath, args: [path.join(here, 'loadgen.js')], text: 'bench/proxy/loadgen.js' };
   throw new Error(`--loadgen must be one of ${LOADGEN_KINDS.join(', ')}, got "${kind}"`);
 }
+
+/** loadgenCommand for a bench's --loadgen option, or exit 2 with the reason (no stack trace). */
+export function loadgenOrExit(kind) {
+  try {
+    return loadgenCommand(kind);
+  } catch (err) {
+    console.error(err.message);
+    process.exit(2);
+  }
+}
+
+// `node bench/proxy/loadgens.js KIND`: builds if needed and prints the command, one argv word per
+// line (for the shell experiments, experiments/upstream.sh).
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const c = loadgenOrExit(process.argv[2] ?? 'c');
+  console.log([c.file, ...c.args].join('\n'));
+}

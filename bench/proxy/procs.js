@@ -55,15 +55,7 @@ export async function killAll(graceMs = 3_000) {
   while (Date.now() < deadline && live.some((c) => c.exitCode === null && c.signalCode === null)) {
     await sleep(50);
   }
-  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const file of pidFiles) {
-    try {
-      const pid = Number(fs.readFileSync(file, 'utf8').trim());
-      if (pid > 0) process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  killAllSync(); // what is left after the grace period, with its descendants
   pidFiles.clear();
 }
 
@@ -80,9 +72,8 @@ export function killAllSync() {
       // Already gone.
     }
   }
-  const pids = new Set();
-  for (const root of roots) for (const pid of treePids(root)) pids.add(pid);
-  for (const pid of pids) {
+  if (roots.length === 0) return;
+  for (const pid of treePids(...roots)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -229,8 +220,11 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** A process tree: `root` (default this process) and every live descendant (nginx workers included). */
-function treePids(root = process.pid) {
+/**
+ * Process trees: each of `roots` (default this process) and every live descendant (nginx
+ * workers included), from one pass over /proc.
+ */
+function treePids(...roots) {
   const parent = new Map();
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -241,7 +235,7 @@ function treePids(root = process.pid) {
       // Process ended while we looked.
     }
   }
-  const mine = new Set([root]);
+  const mine = new Set(roots.length ? roots : [process.pid]);
   let grew = true;
   while (grew) {
     grew = false;

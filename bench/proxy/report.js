@@ -125,10 +125,10 @@ export function anchorTable(result) {
   return lines.join('\n');
 }
 
-/** The targets, each PASS or MISS with the measured value. */
 /** How far below direct our p99 may come out before the direct run is taken as disturbed. */
 const ANCHOR_SLACK_MS = 5;
 
+/** The targets, each PASS, MISS or (pass null) NO VERDICT, with the measured value. */
 export function targets(result) {
   const t = [];
   const r4 = result.throughput['4k'];

@@ -31,7 +31,7 @@ import {
   waitReady,
 } from './procs.js';
 import { appendResults, consoleReport, targets } from './report.js';
-import { loadgenCommand } from './loadgens.js';
+import { loadgenOrExit } from './loadgens.js';
 import { wrk } from './wrk.js';
 import { summarise, summaryMarkdown } from './profile-summary.js';
 
@@ -364,15 +364,7 @@ async function throughput(targets, noise, pids) {
 }
 
 // Built (loadgen.c) or found before anything starts, so a missing compiler fails at once.
-let generator = null;
-if (!opt.profile) {
-  try {
-    generator = loadgenCommand(opt.loadgen);
-  } catch (err) {
-    console.error(err.message);
-    process.exit(2);
-  }
-}
+const generator = opt.profile ? null : loadgenOrExit(opt.loadgen);
 
 async function fixedRate(url, rate) {
   const child = start(

@@ -135,6 +135,9 @@ for (const kind of ['c', 'node']) {
         const url = await run(cmd, ['--url', 'ftp://127.0.0.1/', '--rate', '10']);
         expect(url.code).toBe(2);
         expect(url.stderr).toMatch(/--url must start with http:\/\//);
+        const many = await run(cmd, ['--url', `${base}/length`, '--rate', '10', '--connections', '1e12']);
+        expect(many.code).toBe(2);
+        expect(many.stderr).toMatch(/--connections must be at most 65535/);
         const refused = await run(cmd, ['--url', 'http://127.0.0.1:1/', '--rate', '10', '--duration', '0.1']);
         expect(refused.code).toBe(1);
         expect(refused.stderr).toMatch(/connect to 127\.0\.0\.1:1 failed/);

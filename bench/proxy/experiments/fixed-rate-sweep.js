@@ -34,7 +34,7 @@ import {
   startUpstream,
   waitReady,
 } from '../procs.js';
-import { loadgenCommand } from '../loadgens.js';
+import { loadgenOrExit } from '../loadgens.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -64,13 +64,7 @@ if (rates.some((r) => !(r > 0))) {
   process.exit(2);
 }
 const BYTES = { '4k': 4096, '100k': 102_400 };
-let generator;
-try {
-  generator = loadgenCommand(opt.loadgen);
-} catch (err) {
-  console.error(err.message);
-  process.exit(2);
-}
+const generator = loadgenOrExit(opt.loadgen);
 
 /**
  * Run time of all threads of `pids`, and run-queue wait of their main threads (the event

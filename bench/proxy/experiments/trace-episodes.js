@@ -18,16 +18,32 @@ if (positionals.length !== 1) {
   console.error('usage: trace-episodes.js FILE [--slow MS] [--gap MS] [--top N]');
   process.exit(2);
 }
-const slow = Number(opt.slow);
-const gap = Number(opt.gap);
-const rows = fs
-  .readFileSync(positionals[0], 'utf8')
+/** Exit 2 with `message` (bad arguments or a bad trace file: no stack trace). */
+function fail(message) {
+  console.error(`trace-episodes: ${message}`);
+  process.exit(2);
+}
+const number = (name, min) => {
+  const v = Number(opt[name]);
+  if (opt[name].trim() === '' || !Number.isFinite(v) || v < min) fail(`--${name} must be a number >= ${min}`);
+  return v;
+};
+const slow = number('slow', 0);
+const gap = number('gap', 0);
+const top = number('top', 1);
+let text;
+try {
+  text = fs.readFileSync(positionals[0], 'utf8');
+} catch (err) {
+  fail(`cannot read ${positionals[0]}: ${err.message}`);
+}
+const rows = text
   .trim()
   .split('\n')
   .map((line, i) => {
     const [at, ms] = line.split(' ').map(Number);
     if (!Number.isFinite(at) || !Number.isFinite(ms))
-      throw new Error(`${positionals[0]}:${i + 1}: not "at latency"`);
+      fail(`${positionals[0]}:${i + 1}: want "scheduled-ms latency-ms" (loadgen --trace), got "${line}"`);
     return { at, ms };
   })
   .sort((a, b) => a.at - b.at);
@@ -48,7 +64,7 @@ console.log(
   `${rows.length} requests over ${spanS.toFixed(1)} s; ${slowCount} (${((100 * slowCount) / rows.length).toFixed(2)}%) ` +
     `took >= ${slow} ms, in ${episodes.length} episode(s) (gap < ${gap} ms)`,
 );
-const bySize = [...episodes].sort((a, b) => b.count - a.count).slice(0, Number(opt.top));
+const bySize = [...episodes].sort((a, b) => b.count - a.count).slice(0, top);
 console.log('largest episodes: start s | length ms | slow requests | worst ms');
 for (const e of bySize)
   console.log(

@@ -18,9 +18,6 @@ start_upstream() {
 # LOADGEN (c, the default: bench/proxy/loadgen.c, built on first use; node: loadgen.js).
 load_generator() {
   local cmd
-  cmd=$(node -e "import('$root/bench/proxy/loadgens.js').then((m) => {
-    const c = m.loadgenCommand(process.argv[1]);
-    console.log([c.file, ...c.args].join('\n'));
-  }).catch((e) => { console.error(e.message); process.exit(2); })" "${LOADGEN:-c}") || exit 2
+  cmd=$(node "$root/bench/proxy/loadgens.js" "${LOADGEN:-c}") || exit 2
   mapfile -t loadgen <<< "$cmd"
 }
