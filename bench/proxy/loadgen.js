@@ -258,6 +258,9 @@ const sorted = latencies.subarray(0, recorded).sort();
 const pct = (p) =>
   sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 const round = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
+// This process's own CPU per request sent (warm-up included), as loadgen.c reports it.
+const cpu = process.cpuUsage();
+const generatorCpuUs = issued > 0 ? Math.round(((cpu.user + cpu.system) / issued) * 10) / 10 : 0;
 process.stdout.write(
   JSON.stringify({
     url: values.url,
@@ -278,6 +281,7 @@ process.stdout.write(
       p999: round(pct(0.999)),
       max: round(sorted.length ? sorted[sorted.length - 1] : null),
     },
+    generatorCpuUs,
   }) + '\n',
 );
 process.exit(0);

@@ -113,6 +113,9 @@ for (const kind of ['c', 'node']) {
       expect(l.p50).toBeGreaterThan(0);
       expect(l.p50!).toBeLessThanOrEqual(l.p99!);
       expect(l.p99!).toBeLessThanOrEqual(l.max!);
+      // Its own CPU per request sent: more than nothing, far less than the 5 ms between requests.
+      expect(r.generatorCpuUs).toBeGreaterThan(0);
+      expect(r.generatorCpuUs).toBeLessThan(5000);
     });
 
     it('frames chunked responses with trailers, and bodiless ones', async () => {

@@ -177,6 +177,7 @@ async function fixed(url, rate, pids, perfFile) {
   return {
     ...l.latencyMs,
     errors: l.errors + l.non2xx,
+    generatorCpuUs: l.generatorCpuUs,
     cpuUs: pids.length ? ((s1.run - s0.run) * 1000) / sent : null,
     userUs: pids.length ? ((k1.user - k0.user) * 1000) / sent : null,
     kernelUs: pids.length ? ((k1.sys - k0.sys) * 1000) / sent : null,
@@ -278,14 +279,14 @@ async function main() {
       `Fixed-rate sweep, ${opt.size}, ${opt.warmup} s + ${opt.duration} s per run, ${new Date().toISOString()}, ` +
         `${os.cpus().length} CPUs, Node ${process.version}`,
       '',
-      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | user / kernel µs/req | proxy busy (one core) | main thread run-queue wait | main thread wake-ups/req | machine busy | errors |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| rate req/s | target | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | user / kernel µs/req | proxy busy (one core) | main thread run-queue wait | main thread wake-ups/req | machine busy | load generator CPU µs/req | errors |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (x) =>
           `| ${x.rate} | ${x.name} | ${x.p50} | ${x.p99} | ${x.p999} | ${x.max} | ` +
           `${x.cpuUs === null ? '-' : Math.round(x.cpuUs)} | ` +
           `${x.userUs === null ? '-' : `${Math.round(x.userUs)} / ${Math.round(x.kernelUs)}`} | ${pct(x.busy)} | ${pct(x.runqWait)} | ` +
-          `${x.wakeups === null ? '-' : x.wakeups.toFixed(2)} | ${pct(x.machine)} | ${x.errors} |`,
+          `${x.wakeups === null ? '-' : x.wakeups.toFixed(2)} | ${pct(x.machine)} | ${x.generatorCpuUs} | ${x.errors} |`,
       ),
     ];
     const perfRows = rows.filter((x) => x.perf);
