@@ -1,11 +1,9 @@
 // Which fixed-rate load generator a bench runs: loadgen.c (built here with the C compiler on
 // first use) or loadgen.js. Both take the same arguments and print the same JSON line.
 //
-// loadgen.c is the default: it spends a few microseconds of CPU per request where loadgen.js
-// spends tens, on a machine whose two CPUs it shares with the upstream and the proxy under
-// test, and it sends each request at its own scheduled time instead of in 1 ms bursts
-// (bench/proxy/README.md, "The load generator"). loadgen.js stays for machines without a C
-// compiler and to compare the two.
+// loadgen.c is the default: it sends each request at its own scheduled time instead of in 1 ms
+// bursts (bench/proxy/README.md, "A load generator in C"). loadgen.js stays for machines without
+// a C compiler and to compare the two; each reports its own CPU per request.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
