@@ -32,6 +32,7 @@ interface Result {
   non2xx: number;
   unanswered: number;
   bytes: number;
+  generatorCpuUs: number;
   latencyMs: {
     p50: number | null;
     p90: number | null;
